@@ -1,0 +1,138 @@
+"""Per-second and cumulative ASD scores from window scores (a stage without sockets).
+
+The cumulative score of a stream is the mean of ``p_asd`` over its valid windows (each valid second
+counts once); invalid windows are reported with their reason and never counted.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualgait.messages import EndOfStream, WindowScore
+
+UNTRAINED_NOTE = "untrained model: scores are meaningless"
+NOT_CLINICAL_NOTE = "research tool: not a medical device, no clinical validity"
+
+
+@dataclass(slots=True)
+class StreamAggregate:
+    session: str
+    model: str = ""
+    untrained: bool = False
+    windows: int = 0
+    valid_windows: int = 0
+    p_asd_sum: float = 0.0
+    t0_mono_ns: int | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def cumulative_p_asd(self) -> float | None:
+        return self.p_asd_sum / self.valid_windows if self.valid_windows else None
+
+
+def _fmt(p: float | None) -> str:
+    return "  -  " if p is None else f"{p:.3f}"
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+class ScoreAggregator:
+    """``update(window) -> (record, console line)``; ``finish(eos) -> summary``."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, StreamAggregate] = {}
+        self.current: StreamAggregate | None = None
+
+    def update(self, score: WindowScore) -> tuple[dict[str, Any], str]:
+        agg = self.streams.get(score.session)
+        if agg is None:
+            agg = self.streams[score.session] = StreamAggregate(session=score.session)
+        self.current = agg
+        agg.model, agg.untrained = score.model, score.untrained
+        if agg.t0_mono_ns is None:
+            agg.t0_mono_ns = score.t_start_mono_ns
+        agg.windows += 1
+        if score.valid and score.p_asd is not None:
+            agg.valid_windows += 1
+            agg.p_asd_sum += score.p_asd
+        else:
+            agg.reasons[_reason_kind(score.reason or "invalid")] += 1
+        agg.latencies_ms.append(score.latency_ms)
+        t_s = (score.t_start_mono_ns - agg.t0_mono_ns) / 1e9
+        record = {
+            "session": score.session,
+            "window": score.window,
+            "t_start_s": round(t_s, 3),
+            "t_start_wall_ns": score.t_start_wall_ns,
+            "valid": score.valid,
+            "reason": score.reason,
+            "p_asd": score.p_asd,
+            "p_front": score.p_front,
+            "p_side": score.p_side,
+            "cumulative_p_asd": agg.cumulative_p_asd,
+            "valid_windows_so_far": agg.valid_windows,
+            "visible": score.visible,
+            "frames": score.frames,
+            "max_skew_ms": score.max_skew_ms,
+            "latency_ms": score.latency_ms,
+            "timings_ms": score.timings_ms,
+            "model": score.model,
+            "untrained": score.untrained,
+        }
+        if score.valid:
+            body = (f"p_asd {_fmt(score.p_asd)} (front {_fmt(score.p_front)}, side {_fmt(score.p_side)})  "
+                    f"cumulative {_fmt(agg.cumulative_p_asd)} over {agg.valid_windows} s")
+        else:
+            body = f"invalid: {score.reason}"
+        tag = "  [untrained model: scores are meaningless]" if score.untrained else ""
+        line = (f"window {score.window:3d}  t={t_s:5.1f}s  {body}  latency {score.latency_ms:.0f} ms{tag}")
+        return record, line
+
+    def finish(self, eos: EndOfStream | None) -> dict[str, Any]:
+        """Summary of the current stream (after its end-of-stream message, or at shutdown)."""
+        agg = self.current or StreamAggregate(session="")
+        lat = sorted(agg.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, round(q * (len(lat) - 1)))], 1) if lat else None
+
+        summary: dict[str, Any] = {
+            "session": agg.session,
+            "windows": agg.windows,
+            "valid_windows": agg.valid_windows,
+            "invalid_reasons": dict(agg.reasons),
+            "cumulative_p_asd": agg.cumulative_p_asd,
+            "model": agg.model,
+            "untrained": agg.untrained,
+            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": lat[-1] if lat else None,
+                           "mean": round(statistics.fmean(lat), 1) if lat else None},
+            "end_reason": eos.reason if eos else "aggregator stopped",
+            "inference_stats": eos.stats if eos else {},
+            "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if agg.untrained else []),
+        }
+        return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """Human-readable end-of-stream summary."""
+    stats = summary.get("inference_stats", {})
+    lines = [
+        f"summary: {summary['valid_windows']} valid of {summary['windows']} windows; "
+        f"cumulative p_asd {_fmt(summary['cumulative_p_asd'])}",
+        f"model: {summary['model']}",
+        f"latency (capture of a window's last frame -> score): p50 {summary['latency_ms']['p50']} ms, "
+        f"p95 {summary['latency_ms']['p95']} ms, max {summary['latency_ms']['max']} ms",
+    ]
+    if summary["invalid_reasons"]:
+        lines.append("invalid windows: " + ", ".join(f"{k} x{v}" for k, v in summary["invalid_reasons"].items()))
+    if stats.get("samples"):
+        lines.append(f"patient found in {stats.get('visible_front', 0):.0f}/{stats['samples']:.0f} front and "
+                     f"{stats.get('visible_side', 0):.0f}/{stats['samples']:.0f} side samples")
+    lines.extend(f"NOTE: {note}" for note in summary["notes"])
+    return lines

@@ -1,0 +1,5 @@
+import sys
+
+from dualgait.cli import main
+
+sys.exit(main())

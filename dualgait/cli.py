@@ -1,0 +1,170 @@
+"""``dualgait`` command line: demo, run, capture, infer, aggregate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dualgait.configtools import ConfigError
+
+log = logging.getLogger("dualgait")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (see configs/default.yaml); defaults when omitted")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value (repeatable), e.g. --set capture.speed=2")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dualgait", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="whole pipeline on a recorded front/side pair, live scores, then exit")
+    _common(demo)
+    demo.add_argument("--front", help="front-view video (default: the shared walk_front.mp4)")
+    demo.add_argument("--side", help="side-view video (default: the shared walk_side.mp4)")
+    demo.add_argument("--output", default="demo-output", help="folder for windows.jsonl and summary.json")
+    demo.add_argument("--speed", type=float, help="replay speed factor (1 = real time)")
+
+    run = sub.add_parser("run", help="start all four processes from the config and supervise them")
+    _common(run)
+
+    cap = sub.add_parser("capture", help="one capture process (a recorded file replayed as a camera)")
+    _common(cap)
+    cap.add_argument("--view", required=True, choices=["front", "side"])
+    cap.add_argument("--source", help="video file (overrides capture.<view>)")
+    cap.add_argument("--start-at", type=float, metavar="UNIX_S",
+                     help="shared start instant, wall clock seconds (both views get the same value)")
+
+    for name, text in (("infer", "the inference process"), ("aggregate", "the aggregator process")):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        p.add_argument("--ready-file", help="touched once the process is ready (for supervisors)")
+        if name == "aggregate":
+            p.add_argument("--output", help="folder for windows.jsonl and summary.json")
+    return parser
+
+
+def _load(args: argparse.Namespace, extra: list[str] | None = None):
+    from dualgait.config import load_config
+
+    return load_config(args.config, [*args.overrides, *(extra or [])])
+
+
+def _require_file(path: str, what: str) -> None:
+    if not Path(path).exists():
+        raise ConfigError(f"{what} not found: {path}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dualgait.config import with_overrides
+    from dualgait.launcher import LaunchError, run_pipeline
+
+    cfg = _load(args)
+    out_dir = Path(args.output).resolve()
+    capture = {}
+    if args.front:
+        capture["front"] = args.front
+    if args.side:
+        capture["side"] = args.side
+    if args.speed is not None:
+        capture["speed"] = args.speed
+    cfg = with_overrides(cfg, {
+        "capture": capture,
+        "inference": {"exit_on_end_of_stream": True},
+        "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
+    })
+    for view in ("front", "side"):
+        _require_file(cfg.capture.source(view), f"{view} video")
+    _require_file(cfg.inference.detector.weights, "detector weights")
+    from capture.replay import VideoFileSource
+
+    durations = []
+    for view in ("front", "side"):
+        src = VideoFileSource(cfg.capture.source(view))
+        durations.append(src.duration_s)
+        src.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("windows.jsonl", "summary.json"):
+        (out_dir / name).unlink(missing_ok=True)
+    replay_s = max(durations) / cfg.capture.speed
+    print(f"dualgait demo: {cfg.capture.front} + {cfg.capture.side} ({replay_s:.1f} s of replay)", flush=True)
+    t0 = time.monotonic()
+    code = run_pipeline(cfg, timeout_s=replay_s + 600, private_endpoints=True, log_level=args.log_level)
+    wall_s = time.monotonic() - t0
+    summary_path = out_dir / "summary.json"
+    if code != 0 or not summary_path.exists():
+        raise LaunchError(f"demo did not finish (exit {code}); see the log above")
+    summary = json.loads(summary_path.read_text())
+    summary["demo_wall_s"] = round(wall_s, 2)
+    summary["recording_s"] = round(max(durations), 2)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"demo finished in {wall_s:.1f} s for {max(durations):.1f} s of recording; "
+          f"wrote {out_dir / 'windows.jsonl'} and {summary_path}", flush=True)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dualgait.launcher import run_pipeline
+
+    return run_pipeline(_load(args), log_level=args.log_level)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from capture.process import run_capture
+
+    extra = [f"capture.{args.view}={json.dumps(args.source)}"] if args.source else []
+    return run_capture(_load(args, extra), args.view, start_at_unix_s=args.start_at)
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from inference.process import run_inference
+
+    return run_inference(_load(args), ready_file=args.ready_file)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from aggregator.process import run_aggregator
+
+    extra = [f"aggregator.output_dir={json.dumps(args.output)}"] if args.output else []
+    return run_aggregator(_load(args, extra), ready_file=args.ready_file)
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
+            "aggregate": cmd_aggregate}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by input or environment: reported in one line, no traceback."""
+    from capture.replay import SourceError
+    from dualgait.launcher import LaunchError
+    from inference.errors import DetectorError, ModelLoadError
+
+    return (ConfigError, SourceError, DetectorError, ModelLoadError, LaunchError, OSError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format=f"%(asctime)s {args.command:9s} %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    from inference.detector import configure_ultralytics_env
+
+    configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except _user_errors() as exc:
+        print(f"dualgait {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""ZeroMQ plumbing shared by the process loops: sockets with linger=0, bounded queues, timed receives."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import zmq
+
+from dualgait.messages import Message, MessageError, decode
+
+log = logging.getLogger(__name__)
+
+
+def pub_socket(ctx: zmq.Context, endpoint: str, *, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        raise OSError(f"cannot bind {endpoint}: {exc}") from None
+    return sock
+
+
+def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    for endpoint in endpoints:
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise OSError(f"cannot connect to {endpoint}: {exc}") from None
+    return sock
+
+
+class Receiver:
+    """Timed, validated receives: yields decoded messages, counts and drops malformed ones."""
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self.sock = sock
+        self.poller = zmq.Poller()
+        self.poller.register(sock, zmq.POLLIN)
+        self.malformed = 0
+        self._last_warning_s = 0.0
+
+    def poll(self, timeout_ms: int, *, max_messages: int = 256) -> Iterator[tuple[Message, int]]:
+        """Wait up to ``timeout_ms`` for input, then yield (message, receive time ns) for what is queued."""
+        if not self.poller.poll(timeout_ms):
+            return
+        for _ in range(max_messages):
+            try:
+                parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            received_ns = time.monotonic_ns()
+            try:
+                message = decode([parts[0].bytes, *(p.buffer for p in parts[1:])])
+            except MessageError as exc:
+                self.malformed += 1
+                now = time.monotonic()
+                if now - self._last_warning_s > 5.0:  # rate-limited: a flood must not flood the log
+                    log.warning("dropped malformed message (%d so far): %s", self.malformed, exc)
+                    self._last_warning_s = now
+                continue
+            yield message, received_ns
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM so process loops can finish cleanly."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._event.wait(timeout_s)
+
+
+def mark_ready(path: str | None) -> None:
+    """Tell a supervisor this process is ready (it polls for the file)."""
+    if path:
+        Path(path).write_text(str(time.time()))

@@ -1,0 +1,103 @@
+"""Pair front and side frames by capture time (a stage: push frames in, get pairs out)."""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from dataclasses import dataclass
+
+from dualgait.messages import VIEWS, Frame
+
+
+@dataclass(slots=True)
+class FramePair:
+    front: Frame
+    side: Frame
+
+    @property
+    def t_mono_ns(self) -> int:
+        """The pair's time: the front frame's capture time."""
+        return self.front.capture_mono_ns
+
+    @property
+    def skew_ns(self) -> int:
+        """Side minus front capture time."""
+        return self.side.capture_mono_ns - self.front.capture_mono_ns
+
+
+@dataclass(slots=True)
+class PairingStats:
+    pairs: int = 0
+    unpaired: dict[str, int] | None = None
+    max_abs_skew_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if self.unpaired is None:
+            self.unpaired = dict.fromkeys(VIEWS, 0)
+
+
+class FramePairer:
+    """Greedy in-order matcher of two per-view frame streams.
+
+    Frames of each view arrive in capture order. The oldest waiting front and side frames form a pair
+    when their capture times differ by at most the tolerance; otherwise the older one can never be
+    paired (the other view has already moved past it) and is dropped and counted. The tolerance is
+    ``tolerance_ns`` when given, else half of the smaller measured frame period of the two views.
+    A view that stops sending cannot make the other's queue grow beyond ``max_pending`` frames.
+    """
+
+    def __init__(self, *, tolerance_ns: int | None = None, max_pending: int = 64) -> None:
+        self._fixed_tolerance_ns = tolerance_ns
+        self._pending: dict[str, collections.deque[Frame]] = {v: collections.deque() for v in VIEWS}
+        self._intervals_ns: dict[str, collections.deque[int]] = {v: collections.deque(maxlen=16) for v in VIEWS}
+        self._last_ns: dict[str, int | None] = dict.fromkeys(VIEWS)
+        self._max_pending = max_pending
+        self.stats = PairingStats()
+
+    def tolerance_ns(self) -> int | None:
+        """Current pairing tolerance (None until both views' frame periods are known)."""
+        if self._fixed_tolerance_ns is not None:
+            return self._fixed_tolerance_ns
+        if not all(self._intervals_ns[v] for v in VIEWS):
+            return None
+        period_ns = min(statistics.median(self._intervals_ns[v]) for v in VIEWS)
+        return int(period_ns // 2)
+
+    def push(self, frame: Frame) -> list[FramePair]:
+        view = frame.view
+        last = self._last_ns[view]
+        if last is not None and frame.capture_mono_ns > last:
+            self._intervals_ns[view].append(frame.capture_mono_ns - last)
+        self._last_ns[view] = frame.capture_mono_ns
+        queue = self._pending[view]
+        queue.append(frame)
+        if len(queue) > self._max_pending:
+            queue.popleft()
+            self.stats.unpaired[view] += 1
+        return self._match()
+
+    def _match(self) -> list[FramePair]:
+        tolerance = self.tolerance_ns()
+        if tolerance is None:
+            return []
+        front_q, side_q = self._pending["front"], self._pending["side"]
+        out: list[FramePair] = []
+        while front_q and side_q:
+            front, side = front_q[0], side_q[0]
+            skew = side.capture_mono_ns - front.capture_mono_ns
+            if abs(skew) <= tolerance:
+                front_q.popleft()
+                side_q.popleft()
+                out.append(FramePair(front, side))
+                self.stats.pairs += 1
+                self.stats.max_abs_skew_ns = max(self.stats.max_abs_skew_ns, abs(skew))
+            elif skew > 0:  # front frame is older than every side frame still to come
+                front_q.popleft()
+                self.stats.unpaired["front"] += 1
+            else:
+                side_q.popleft()
+                self.stats.unpaired["side"] += 1
+        return out
+
+    def pending(self) -> dict[str, int]:
+        return {v: len(q) for v, q in self._pending.items()}
