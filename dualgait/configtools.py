@@ -60,6 +60,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             try:
                 return _convert(value, arg, where)
             except ConfigError as exc:
+                if "environment variable" in str(exc):
+                    raise  # the real problem, not a type mismatch
                 errors.append(str(exc))
         raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin is Literal:
@@ -95,7 +97,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return expand_env(value)
+        try:
+            return expand_env(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     raise ConfigError(f"{where}: unsupported config type {tp!r}")  # a programming error, not user input
 
 
@@ -108,6 +113,13 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known keys: {', '.join(fields)})")
     kwargs = {name: _convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()}
+    for name, f in fields.items():  # defaults go through the same expansion and nested validation
+        if name in kwargs:
+            continue
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = from_mapping(hints[name], {}, f"{prefix}{name}")
+        elif isinstance(f.default, str):
+            kwargs[name] = _convert(f.default, str, f"{prefix}{name}")
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:

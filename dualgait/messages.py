@@ -76,18 +76,22 @@ def _dump(header: dict[str, Any]) -> bytes:
     return json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _reject_constant(token: str) -> Any:
+    raise MessageError(f"header holds {token}, which is not valid JSON")
+
+
 def parse_header(part: bytes) -> dict[str, Any]:
     """Parse and check the common part of a header: size, JSON object, version, type."""
     if len(part) > MAX_HEADER_BYTES:
         raise MessageError(f"header too large ({len(part)} bytes > {MAX_HEADER_BYTES})")
     try:
-        header = json.loads(part)
+        header = json.loads(part, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageError(f"header is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise MessageError("header is not a JSON object")
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise MessageError(f"unsupported protocol version {version!r} (expected {PROTOCOL_VERSION})")
     if not isinstance(header.get("type"), str):
         raise MessageError("header has no 'type'")
@@ -288,10 +292,10 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
     frames = _get(header, "frames", dict)
     for view in VIEWS:
         seqs = frames.get(view)
-        if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs):
+        if not isinstance(seqs, list) or not all(type(s) is int and s >= 0 for s in seqs):
             raise MessageError(f"field 'frames.{view}' must be a list of sequence numbers")
     visible = _get(header, "visible", dict)
-    if set(visible) != set(VIEWS) or not all(isinstance(v, int) for v in visible.values()):
+    if set(visible) != set(VIEWS) or not all(type(v) is int and v >= 0 for v in visible.values()):
         raise MessageError("field 'visible' must map front and side to counts")
     timings = _get(header, "timings_ms", dict)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in timings.values()):
@@ -301,8 +305,8 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
     p_asd = _get_prob(header, "p_asd")
     if valid and (reason is not None or p_asd is None):
         raise MessageError("a valid window needs p_asd and no reason")
-    if not valid and not reason:
-        raise MessageError("an invalid window needs a reason")
+    if not valid and (not reason or p_asd is not None):
+        raise MessageError("an invalid window needs a reason and no p_asd")
     return WindowScore(
         session=_get(header, "session", str),
         window=_get_int(header, "window", 0),

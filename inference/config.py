@@ -40,6 +40,9 @@ class WindowConfig:
     stride_s: float = 1.0
     # front/side capture times further apart than this are not a pair (null: half the frame period)
     pair_tolerance_s: float | None = None
+    # a frame (and a sample target) still without a pair this long behind the newest frame of either
+    # view is given up: a stopped camera yields invalid windows instead of silence
+    max_pair_wait_s: float = 2.0
     # a window is scored only when the patient is found in both views in at least this many samples
     min_visible_frames: int = 8
 

@@ -43,10 +43,14 @@ class FramePairer:
     when their capture times differ by at most the tolerance; otherwise the older one can never be
     paired (the other view has already moved past it) and is dropped and counted. The tolerance is
     ``tolerance_ns`` when given, else half of the smaller measured frame period of the two views.
-    A view that stops sending cannot make the other's queue grow beyond ``max_pending`` frames.
+    A frame still unpaired ``max_wait_ns`` after the newest frame of either view is given up (a view
+    that stopped cannot make the other's queue grow), and no queue holds more than ``max_pending``.
     """
 
-    def __init__(self, *, tolerance_ns: int | None = None, max_pending: int = 64) -> None:
+    def __init__(self, *, tolerance_ns: int | None = None, max_wait_ns: int = 2_000_000_000,
+                 max_pending: int = 64) -> None:
+        self._max_wait_ns = max_wait_ns
+        self._newest_ns = 0
         self._fixed_tolerance_ns = tolerance_ns
         self._pending: dict[str, collections.deque[Frame]] = {v: collections.deque() for v in VIEWS}
         self._intervals_ns: dict[str, collections.deque[int]] = {v: collections.deque(maxlen=16) for v in VIEWS}
@@ -69,12 +73,25 @@ class FramePairer:
         if last is not None and frame.capture_mono_ns > last:
             self._intervals_ns[view].append(frame.capture_mono_ns - last)
         self._last_ns[view] = frame.capture_mono_ns
+        self._newest_ns = max(self._newest_ns, frame.capture_mono_ns)
         queue = self._pending[view]
         queue.append(frame)
-        if len(queue) > self._max_pending:
-            queue.popleft()
-            self.stats.unpaired[view] += 1
-        return self._match()
+        out = self._match()
+        for v, q in self._pending.items():
+            while q and (len(q) > self._max_pending or q[0].capture_mono_ns < self._newest_ns - self._max_wait_ns):
+                q.popleft()
+                self.stats.unpaired[v] += 1
+        return out
+
+    def settled_ns(self) -> int:
+        """No pair with a time (front capture time) before this can still be formed."""
+        settled = self._newest_ns - self._max_wait_ns
+        tolerance = self.tolerance_ns() or 0
+        if self._pending["front"]:
+            settled = min(settled, self._pending["front"][0].capture_mono_ns)
+        if self._pending["side"]:
+            settled = min(settled, self._pending["side"][0].capture_mono_ns - tolerance)
+        return settled
 
     def _match(self) -> list[FramePair]:
         tolerance = self.tolerance_ns()

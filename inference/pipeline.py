@@ -72,7 +72,7 @@ class InferencePipeline:
     def reset(self) -> None:
         win = self.cfg.window
         tol = None if win.pair_tolerance_s is None else round(win.pair_tolerance_s * 1e9)
-        self.pairer = FramePairer(tolerance_ns=tol)
+        self.pairer = FramePairer(tolerance_ns=tol, max_wait_ns=round(win.max_pair_wait_s * 1e9))
         self.sampler = WindowSampler(frames=win.frames, step_ns=round(win.step_s * 1e9),
                                      stride_samples=win.stride_samples)
         self.samples: dict[int, ProcessedSample] = {}
@@ -105,10 +105,12 @@ class InferencePipeline:
             self.stats[f"seq_gaps_{view}"] += frame.seq - last - 1
         self._last_seq[view] = frame.seq
         t0 = time.perf_counter()
+        self.sampler.start(frame.capture_mono_ns)
         pairs = self.pairer.push(frame)
         events: list[Sample | WindowReady] = []
         for pair in pairs:
             events.extend(self.sampler.push(pair))
+        events.extend(self.sampler.advance(self.pairer.settled_ns()))
         self._pair_ms += _ms(t0)
         scores: list[WindowScore] = []
         for event in events:

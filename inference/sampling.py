@@ -7,7 +7,9 @@ Samples lie on one grid for the whole stream: sample k targets ``t0 + k * step``
 most once and the tracker sees samples in time order, also with overlapping windows.
 
 A target with no pair within half a step (a gap in the stream) becomes a *missing* sample; a window
-that contains one is later published as invalid, never filled from another frame.
+that contains one is later published as invalid, never filled from another frame. Pairs alone cannot
+reveal a gap when a camera stops, so the caller also advances the sampler on time (``advance``): a
+target whose half-step neighbourhood lies wholly before the settled time is resolved with what it has.
 """
 
 from __future__ import annotations
@@ -46,24 +48,41 @@ class WindowSampler:
         assert self._t0_ns is not None
         return self._t0_ns + k * self.step_ns
 
+    def start(self, t0_ns: int) -> None:
+        """Anchor the grid (the first frame's time); the first push anchors it when not called."""
+        if self._t0_ns is None:
+            self._t0_ns = t0_ns
+
     def push(self, pair: FramePair) -> list[Sample | WindowReady]:
         """Feed the next pair (in time order); returns resolved samples and completed windows, in order."""
-        if self._t0_ns is None:
-            self._t0_ns = pair.t_mono_ns
+        self.start(pair.t_mono_ns)
         out: list[Sample | WindowReady] = []
-        half = self.step_ns // 2
         while pair.t_mono_ns >= self._target(self._next):
-            target = self._target(self._next)
-            candidates = [p for p in (self._prev, pair) if p is not None and p is not self._used]
-            best = min(candidates, key=lambda p: abs(p.t_mono_ns - target), default=None)
-            if best is not None and abs(best.t_mono_ns - target) <= half:
-                self._used = best
-                out.append(Sample(self._next, best, target))
-            else:
-                out.append(Sample(self._next, None, target))
-            out.extend(self._windows_completed_by(self._next))
-            self._next += 1
+            out.extend(self._resolve((self._prev, pair)))
         self._prev = pair
+        return out
+
+    def advance(self, settled_ns: int) -> list[Sample | WindowReady]:
+        """No pair earlier than ``settled_ns`` can still arrive: resolve the targets that only such pairs
+        could have filled (missing, unless the last pair seen fits)."""
+        out: list[Sample | WindowReady] = []
+        if self._t0_ns is None:
+            return out
+        while self._target(self._next) + self.step_ns // 2 < settled_ns:
+            out.extend(self._resolve((self._prev,)))
+        return out
+
+    def _resolve(self, candidates: tuple[FramePair | None, ...]) -> list[Sample | WindowReady]:
+        target = self._target(self._next)
+        usable = [p for p in candidates if p is not None and p is not self._used]
+        best = min(usable, key=lambda p: abs(p.t_mono_ns - target), default=None)
+        if best is not None and abs(best.t_mono_ns - target) <= self.step_ns // 2:
+            self._used = best
+            out: list[Sample | WindowReady] = [Sample(self._next, best, target)]
+        else:
+            out = [Sample(self._next, None, target)]
+        out.extend(self._windows_completed_by(self._next))
+        self._next += 1
         return out
 
     def _windows_completed_by(self, k: int) -> list[WindowReady]:

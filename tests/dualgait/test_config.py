@@ -1,0 +1,315 @@
+"""Tests for the typed configuration: defaults, configs/default.yaml, strict checking, overrides and env expansion."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from dualgait.config import DualgaitConfig, load_config, with_overrides
+from dualgait.configtools import ConfigError, expand_env, from_mapping
+from inference.config import WindowConfig
+
+DEFAULT_YAML = Path(__file__).parents[2] / "configs" / "default.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _no_assets_env(monkeypatch):
+    """The defaults reference ${DUALGAIT_ASSETS:-...}; keep the developer's environment out of these tests."""
+    monkeypatch.delenv("DUALGAIT_ASSETS", raising=False)
+
+
+def _write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_no_file_gives_dataclass_defaults():
+    """load_config() without a file equals the dataclass defaults (strings env-expanded)."""
+    cfg = load_config()
+    assert isinstance(cfg, DualgaitConfig)
+    defaults = DualgaitConfig()
+    assert cfg.endpoints == defaults.endpoints
+    assert cfg.aggregator == defaults.aggregator
+    assert dataclasses.asdict(cfg.inference.window) == dataclasses.asdict(defaults.inference.window)
+    assert cfg.inference.crop == defaults.inference.crop
+    assert cfg.inference.model == defaults.inference.model
+    assert cfg.capture.speed == 1.0 and cfg.capture.encoding == "raw"
+    assert cfg.inference.window.frames == 8
+    assert cfg.inference.window.pair_tolerance_s is None
+
+
+def test_defaults_expand_env_references():
+    """${DUALGAIT_ASSETS:-../shared/assets} in the built-in defaults is expanded like YAML strings are."""
+    cfg = load_config()
+    assert cfg.capture.front == "../shared/assets/videos/walk_front.mp4"
+    assert cfg.capture.side == "../shared/assets/videos/walk_side.mp4"
+    assert cfg.inference.detector.weights == "../shared/assets/weights/yolo11n_int8_openvino_model"
+
+
+def test_defaults_follow_assets_env(monkeypatch):
+    """Setting DUALGAIT_ASSETS moves every default asset path."""
+    monkeypatch.setenv("DUALGAIT_ASSETS", "/data/assets")
+    cfg = load_config()
+    assert cfg.capture.front == "/data/assets/videos/walk_front.mp4"
+    assert cfg.inference.detector.weights == "/data/assets/weights/yolo11n_int8_openvino_model"
+
+
+def test_default_yaml_equals_builtin_defaults():
+    """configs/default.yaml documents exactly the built-in defaults."""
+    assert DEFAULT_YAML.is_file(), f"{DEFAULT_YAML} is missing"
+    assert dataclasses.asdict(load_config(DEFAULT_YAML)) == dataclasses.asdict(load_config(None))
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path):
+    """An empty (or comment-only) file is an empty mapping."""
+    path = _write(tmp_path, "# nothing here\n")
+    assert dataclasses.asdict(load_config(path)) == dataclasses.asdict(load_config(None))
+
+
+def test_partial_yaml_keeps_other_defaults(tmp_path):
+    """Keys not in the file keep their defaults; ints given for floats become floats."""
+    path = _write(tmp_path, "capture:\n  speed: 2\ninference:\n  window:\n    frames: 4\n    min_visible_frames: 4\n")
+    cfg = load_config(path)
+    assert cfg.capture.speed == 2.0 and isinstance(cfg.capture.speed, float)
+    assert cfg.inference.window.frames == 4
+    assert cfg.inference.window.duration_s == 1.0
+    assert cfg.endpoints.front == "tcp://127.0.0.1:5701"
+
+
+# --------------------------------------------------------------------------- strict checking
+
+
+def test_unknown_key_names_dotted_path():
+    """A typo in a nested key is reported with its dotted path."""
+    with pytest.raises(ConfigError, match=r"inference\.window\.frams: unknown key"):
+        load_config(None, ["inference.window.frams=8"])
+
+
+def test_unknown_top_level_section(tmp_path):
+    """Unknown top-level sections are errors too."""
+    path = _write(tmp_path, "captrue:\n  speed: 2\n")
+    with pytest.raises(ConfigError, match="captrue: unknown key"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "path"),
+    [
+        ("capture.speed=fast", "capture.speed"),
+        ("inference.window.frames=8.5", "inference.window.frames"),
+        ("aggregator.console=1", "aggregator.console"),
+        ("endpoints.front=5701", "endpoints.front"),
+        ("inference.window.pair_tolerance_s=abc", "inference.window.pair_tolerance_s"),
+        ("inference.window=3", "inference.window"),
+        ("aggregator.output_dir=[a, b]", "aggregator.output_dir"),
+    ],
+)
+def test_wrong_type_names_path(override, path):
+    """A value of the wrong type raises ConfigError naming the dotted path."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert str(info.value).startswith(f"{path}:")
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_bool_not_accepted_for_int(value):
+    """true/false is not an integer (bool is an int subclass in Python)."""
+    with pytest.raises(ConfigError, match=r"inference\.window\.frames: expected an integer"):
+        load_config(None, [f"inference.window.frames={value}"])
+
+
+def test_bool_not_accepted_for_float():
+    """true is not a number either."""
+    with pytest.raises(ConfigError, match=r"capture\.speed: expected a number"):
+        load_config(None, ["capture.speed=true"])
+
+
+@pytest.mark.parametrize(("override", "path"), [("capture.encoding=png", "capture.encoding"),
+                                               ("inference.model.precision=fp16", "inference.model.precision"),
+                                               ("inference.model.variant=early", "inference.model.variant")])
+def test_literal_violation(override, path):
+    """Values outside a Literal's choices are rejected, listing the choices."""
+    with pytest.raises(ConfigError, match=rf"{path}: expected one of \["):
+        load_config(None, [override])
+
+
+def test_literal_choice_accepted():
+    """A listed Literal choice is accepted."""
+    assert load_config(None, ["capture.encoding=jpeg"]).capture.encoding == "jpeg"
+
+
+def test_post_init_errors_become_config_errors():
+    """Dataclass __post_init__ checks surface as ConfigError naming the section."""
+    with pytest.raises(ConfigError, match=r"^capture: speed must be > 0"):
+        load_config(None, ["capture.speed=0"])
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_set_overrides_take_effect():
+    """--set style overrides are parsed as YAML and applied."""
+    cfg = load_config(None, ["capture.speed=2.5", "inference.window.stride_s=0.5"])
+    assert cfg.capture.speed == 2.5
+    assert cfg.inference.window.stride_s == 0.5
+    assert cfg.inference.window.stride_samples == 4
+
+
+def test_overrides_win_over_file(tmp_path):
+    """Overrides are applied after the YAML file."""
+    path = _write(tmp_path, "capture:\n  speed: 3.0\n  jpeg_quality: 50\n")
+    cfg = load_config(path, ["capture.speed=4"])
+    assert cfg.capture.speed == 4.0
+    assert cfg.capture.jpeg_quality == 50
+
+
+def test_override_null_value():
+    """'null' in an override sets an optional field to None."""
+    cfg = load_config(None, ["aggregator.output_dir=/tmp/out", "aggregator.output_dir=null"])
+    assert cfg.aggregator.output_dir is None
+
+
+@pytest.mark.parametrize("bad", ["capture.speed", "=3", "capture.speed.x=1"])
+def test_malformed_override(bad):
+    """Overrides without '=', without a key, or descending into a value are ConfigErrors."""
+    with pytest.raises(ConfigError, match="override"):
+        load_config(None, ["capture.speed=2", bad])
+
+
+@pytest.mark.parametrize("stride", ["0.3", "0.1", "0", "-0.125"])
+def test_invalid_stride(stride):
+    """stride_s must be a positive multiple of duration_s / frames (0.125 s by default)."""
+    with pytest.raises(ConfigError, match=r"inference\.window: stride_s must be a positive multiple"):
+        load_config(None, [f"inference.window.stride_s={stride}"])
+
+
+@pytest.mark.parametrize(("stride", "samples"), [("0.125", 1), ("0.375", 3), ("2.0", 16)])
+def test_valid_strides(stride, samples):
+    """Multiples of the sample step are accepted, also strides longer than a window."""
+    assert load_config(None, [f"inference.window.stride_s={stride}"]).inference.window.stride_samples == samples
+
+
+def test_min_visible_frames_checked():
+    """min_visible_frames must lie in 1..frames."""
+    with pytest.raises(ConfigError, match="min_visible_frames"):
+        load_config(None, ["inference.window.min_visible_frames=9"])
+
+
+def test_with_overrides_returns_new_validated_config():
+    """with_overrides merges nested overrides into a copy, leaves the original alone, and validates."""
+    base = load_config()
+    new = with_overrides(base, {"capture": {"speed": 3}, "inference": {"window": {"stride_s": 0.25}}})
+    assert new is not base
+    assert new.capture.speed == 3.0
+    assert new.inference.window.stride_s == 0.25
+    assert new.inference.window.frames == base.inference.window.frames
+    assert new.capture.front == base.capture.front
+    assert base.capture.speed == 1.0 and base.inference.window.stride_s == 1.0
+    with pytest.raises(ConfigError, match=r"inference\.window\.frams: unknown key"):
+        with_overrides(base, {"inference": {"window": {"frams": 4}}})
+    with pytest.raises(ConfigError, match=r"inference\.window: stride_s"):
+        with_overrides(base, {"inference": {"window": {"stride_s": 0.2}}})
+
+
+# --------------------------------------------------------------------------- environment expansion
+
+
+def test_env_default_used_when_unset(monkeypatch, tmp_path):
+    """${X:-default} takes the default when X is unset."""
+    monkeypatch.delenv("DG_TEST_DIR", raising=False)
+    path = _write(tmp_path, "aggregator:\n  output_dir: ${DG_TEST_DIR:-/tmp/fallback}/out\n")
+    assert load_config(path).aggregator.output_dir == "/tmp/fallback/out"
+
+
+def test_env_value_used_when_set(monkeypatch, tmp_path):
+    """${X:-default} and ${X} take X's value when set."""
+    monkeypatch.setenv("DG_TEST_DIR", "/srv/run")
+    monkeypatch.setenv("DG_TEST_HOST", "10.0.0.2")
+    path = _write(tmp_path, "aggregator:\n  output_dir: ${DG_TEST_DIR:-/tmp/fallback}/out\n"
+                            "endpoints:\n  front: tcp://${DG_TEST_HOST}:6000\n")
+    cfg = load_config(path)
+    assert cfg.aggregator.output_dir == "/srv/run/out"
+    assert cfg.endpoints.front == "tcp://10.0.0.2:6000"
+
+
+def test_env_in_override(monkeypatch):
+    """Overrides go through the same expansion."""
+    monkeypatch.setenv("DG_TEST_HOST", "10.0.0.3")
+    assert load_config(None, ["endpoints.side=tcp://${DG_TEST_HOST}:1"]).endpoints.side == "tcp://10.0.0.3:1"
+
+
+def test_env_unset_without_default_is_error(monkeypatch, tmp_path):
+    """${X} with X unset raises ConfigError naming the variable."""
+    monkeypatch.delenv("DG_TEST_MISSING", raising=False)
+    path = _write(tmp_path, "endpoints:\n  front: tcp://${DG_TEST_MISSING}:6000\n")
+    with pytest.raises(ConfigError, match="DG_TEST_MISSING is not set"):
+        load_config(path)
+
+
+def test_env_unset_in_optional_field_is_error(monkeypatch, tmp_path):
+    """An unset variable in an optional (str | None) field is still an error."""
+    monkeypatch.delenv("DG_TEST_MISSING", raising=False)
+    path = _write(tmp_path, "aggregator:\n  output_dir: ${DG_TEST_MISSING}/out\n")
+    with pytest.raises(ConfigError, match="DG_TEST_MISSING"):
+        load_config(path)
+
+
+def test_env_unset_in_optional_field_says_not_set(monkeypatch, tmp_path):
+    """For str | None fields the error must still say that the environment variable is not set."""
+    monkeypatch.delenv("DG_TEST_MISSING", raising=False)
+    path = _write(tmp_path, "aggregator:\n  output_dir: ${DG_TEST_MISSING}/out\n")
+    with pytest.raises(ConfigError, match="DG_TEST_MISSING is not set"):
+        load_config(path)
+
+
+def test_env_unset_error_names_path(monkeypatch):
+    """Like every other config error, an unset variable's message names the key that references it."""
+    monkeypatch.delenv("DG_TEST_MISSING", raising=False)
+    with pytest.raises(ConfigError, match=r"endpoints\.front"):
+        load_config(None, ["endpoints.front=tcp://${DG_TEST_MISSING}:1"])
+
+
+def test_expand_env_direct(monkeypatch):
+    """expand_env handles several references and leaves other text alone."""
+    monkeypatch.setenv("DG_A", "alpha")
+    monkeypatch.delenv("DG_B", raising=False)
+    assert expand_env("${DG_A}-${DG_B:-beta}-$DG_A-${DG_B:-}") == "alpha-beta-$DG_A-"
+
+
+# --------------------------------------------------------------------------- file errors
+
+
+def test_bad_yaml_file(tmp_path):
+    """Unparsable YAML is a one-line ConfigError with the location."""
+    path = _write(tmp_path, "capture:\n  speed: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    """A missing config file is a ConfigError, not FileNotFoundError."""
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "42\n", "just a string\n"])
+def test_top_level_not_mapping(tmp_path, text):
+    """The file must hold a mapping at the top level."""
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        load_config(_write(tmp_path, text))
+
+
+def test_from_mapping_on_section_dataclass():
+    """from_mapping works for any section dataclass and prefixes paths with 'where'."""
+    win = from_mapping(WindowConfig, {"frames": 4, "stride_s": 0.5, "min_visible_frames": 2})
+    assert (win.frames, win.step_s, win.stride_samples) == (4, 0.25, 2)
+    with pytest.raises(ConfigError, match=r"^w\.frames: expected an integer"):
+        from_mapping(WindowConfig, {"frames": "4"}, "w")

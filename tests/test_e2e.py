@@ -1,0 +1,136 @@
+"""End to end: the real processes, real ZeroMQ sockets, the real YOLO tracker and slow_r50 models on the
+shared front/side recording."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+RECORDING_FRAMES = 380  # walk_front.mp4 / walk_side.mp4: 25 fps, 15.2 s
+FPS = 25.0
+
+
+def _dualgait(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dualgait", *args]
+
+
+def _write_config(tmp_path: Path, assets: Path, out_dir: Path) -> Path:
+    cfg = {
+        "endpoints": {name: f"ipc://{tmp_path / name}.sock" for name in ("front", "side", "scores")},
+        "capture": {"front": str(assets / "videos/walk_front.mp4"), "side": str(assets / "videos/walk_side.mp4")},
+        "inference": {"detector": {"weights": str(assets / "weights/yolo11n_int8_openvino_model")},
+                      "exit_on_end_of_stream": True},
+        "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _wait_for(paths: list[Path], procs: list[subprocess.Popen], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(p.exists() for p in paths):
+        for proc in procs:
+            assert proc.poll() is None, f"{proc.args} exited early with {proc.returncode}"
+        assert time.monotonic() < deadline, f"not ready after {timeout_s} s"
+        time.sleep(0.05)
+
+
+def test_four_processes_score_the_shared_pair(tmp_path: Path, assets: Path) -> None:
+    out_dir = tmp_path / "out"
+    config = str(_write_config(tmp_path, assets, out_dir))
+    ready = [tmp_path / "aggregator.ready", tmp_path / "inference.ready"]
+    procs = [
+        subprocess.Popen(_dualgait("aggregate", "--config", config, "--ready-file", str(ready[0])),
+                         stdout=subprocess.PIPE, text=True),
+        subprocess.Popen(_dualgait("infer", "--config", config, "--ready-file", str(ready[1]))),
+    ]
+    try:
+        _wait_for(ready, procs, timeout_s=180)
+        start_at = f"{time.time() + 1.0:.6f}"
+        procs += [subprocess.Popen(_dualgait("capture", "--config", config, "--view", view, "--start-at", start_at))
+                  for view in ("front", "side")]
+        codes = [proc.wait(timeout=240) for proc in procs]
+        console = procs[0].stdout.read()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # every process ended by itself, cleanly
+    assert codes == [0, 0, 0, 0]
+
+    windows = [json.loads(line) for line in (out_dir / "windows.jsonl").read_text().splitlines()]
+    summary = json.loads((out_dir / "summary.json").read_text())
+    # 15.2 s at 1-s windows: 15 complete windows; the trailing 0.2 s is not a window
+    assert [w["window"] for w in windows] == list(range(15))
+    assert summary["windows"] == 15
+    stats = summary["inference_stats"]
+    assert stats["frames_front"] == stats["frames_side"] == RECORDING_FRAMES
+    assert stats["seq_gaps_front"] == stats["seq_gaps_side"] == 0
+    for w in windows:
+        if w["valid"]:
+            # both views, T=8 each, and the frame-aligned recording pairs frame i with frame i
+            assert len(w["frames"]["front"]) == len(w["frames"]["side"]) == 8
+            assert w["frames"]["front"] == w["frames"]["side"]
+            seqs = w["frames"]["front"]
+            assert seqs == sorted(seqs) and seqs[-1] - seqs[0] <= FPS  # within one second
+            for key in ("p_asd", "p_front", "p_side", "cumulative_p_asd"):
+                assert 0.0 <= w[key] <= 1.0
+            assert w["p_asd"] == pytest.approx((w["p_front"] + w["p_side"]) / 2, abs=1e-6)
+        else:
+            assert w["reason"]
+        assert w["latency_ms"] > 0
+        assert w["timings_ms"]["model"] >= 0 and w["timings_ms"]["detect"] > 0
+    # the walker is found in >= 95% of the sampled frames of each view
+    for view in ("front", "side"):
+        assert stats[f"visible_{view}"] >= 0.95 * stats["samples"], stats
+    assert summary["valid_windows"] >= 14
+    assert summary["untrained"] is True
+    assert "untrained model: scores are meaningless" in console
+    assert summary["cumulative_p_asd"] == pytest.approx(
+        sum(w["p_asd"] for w in windows if w["valid"]) / summary["valid_windows"], abs=1e-9)
+
+
+def _clip(src: Path, dst: Path, frames: int) -> None:
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(frames):
+        ok, image = cap.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, (image.shape[1], image.shape[0]))
+        writer.write(image)
+    writer.release()
+    cap.release()
+
+
+def test_demo_command_on_short_clips(tmp_path: Path, assets: Path) -> None:
+    front, side = tmp_path / "front.avi", tmp_path / "side.avi"
+    _clip(assets / "videos/walk_front.mp4", front, 105)  # 4.2 s -> 4 windows
+    _clip(assets / "videos/walk_side.mp4", side, 105)
+    out_dir = tmp_path / "demo"
+    env = dict(os.environ, DUALGAIT_ASSETS=str(assets))
+    result = subprocess.run(_dualgait("demo", "--front", str(front), "--side", str(side), "--output", str(out_dir)),
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    windows = [json.loads(line) for line in (out_dir / "windows.jsonl").read_text().splitlines()]
+    assert len(windows) == 4
+    required = {"window", "valid", "reason", "p_asd", "p_front", "p_side", "cumulative_p_asd", "latency_ms"}
+    assert all(required <= set(w) for w in windows)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert {"windows", "valid_windows", "cumulative_p_asd", "model"} <= set(summary)
+    assert summary["windows"] == 4 and summary["demo_wall_s"] > 0
+    assert "untrained model: scores are meaningless" in result.stdout
+    assert "demo finished" in result.stdout
