@@ -34,8 +34,11 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
                 if stop:
                     reason = "stopped"
                     break
-                frame = Frame(view=view, seq=decoded.index, capture_mono_ns=time.monotonic_ns(),
-                              capture_wall_ns=time.time_ns(), image=decoded.image,
+                # a replayed frame is stamped with the instant it is due (a camera stamps at exposure, not
+                # when its process gets the CPU); how late it actually left is counted in late_frames
+                due_ns = pacer.due_ns(decoded.pts_ns)
+                frame = Frame(view=view, seq=decoded.index, capture_mono_ns=due_ns,
+                              capture_wall_ns=time.time_ns() - (time.monotonic_ns() - due_ns), image=decoded.image,
                               source_ts_ns=decoded.pts_ns if decoded.pts_from_container else None)
                 sock.send_multipart(encode_frame(frame, encoding=ccfg.encoding, jpeg_quality=ccfg.jpeg_quality),
                                     copy=False)
