@@ -92,9 +92,6 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self._event.is_set()
 
-    def wait(self, timeout_s: float) -> bool:
-        return self._event.wait(timeout_s)
-
 
 def mark_ready(path: str | None) -> None:
     """Tell a supervisor this process is ready (it polls for the file)."""

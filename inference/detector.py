@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,6 @@ import numpy as np
 
 from inference.config import DetectorConfig
 from inference.errors import DetectorError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

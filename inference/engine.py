@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,6 @@ import torch
 from inference.config import ModelConfig
 from inference.errors import ModelLoadError
 from inference.models import KINETICS_MEAN, KINETICS_STD, create_late_fusion
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
