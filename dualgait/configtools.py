@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
+class EnvVarError(ConfigError):
+    """A string references an environment variable that is not set and has no default."""
+
+
 def expand_env(text: str) -> str:
     """Expand ``${NAME}`` / ``${NAME:-default}``; an unset variable without default is an error."""
 
@@ -34,7 +38,7 @@ def expand_env(text: str) -> str:
         value = os.environ.get(name)
         if value is None or value == "":
             if default is None:
-                raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+                raise EnvVarError(f"environment variable {name} is not set (referenced as ${{{name}}})")
             return default
         return value
 
@@ -59,9 +63,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 continue
             try:
                 return _convert(value, arg, where)
+            except EnvVarError:
+                raise  # the real problem, not a type mismatch
             except ConfigError as exc:
-                if "environment variable" in str(exc):
-                    raise  # the real problem, not a type mismatch
                 errors.append(str(exc))
         raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin is Literal:
@@ -99,8 +103,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         try:
             return expand_env(value)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+        except EnvVarError as exc:
+            raise EnvVarError(f"{where}: {exc}") from None
     raise ConfigError(f"{where}: unsupported config type {tp!r}")  # a programming error, not user input
 
 
