@@ -211,7 +211,8 @@ class ResNetBasicHead(nn.Module):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout_rate)
-        self.proj = nn.Linear(in_features, num_classes)
+        # num_classes 0: no classifier (a feature extractor for fusion models): (B, in_features) out
+        self.proj: nn.Module = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
         self.output_pool = nn.AdaptiveAvgPool3d(1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -309,7 +310,11 @@ def create_slow_r50(
     """Build a slow_r50 whose state-dict keys match PyTorchVideo's ``slow_r50`` exactly.
 
     With the defaults, ``SLOW_8x8_R50.pyth``'s ``model_state`` loads with ``strict=True``.
+    ``model_num_class=0`` builds it without the classifier: ``forward`` then returns the pooled
+    ``(B, 2048)`` features and the state dict has no ``blocks.5.proj.*`` keys.
     """
+    if model_num_class < 0 or input_channel < 1:
+        raise ValueError("model_num_class must be >= 0 and input_channel >= 1")
     return SlowR50(
         input_channel=input_channel,
         model_num_class=model_num_class,
