@@ -75,6 +75,7 @@ class ScoreAggregator:
             "p_asd": score.p_asd,
             "p_front": score.p_front,
             "p_side": score.p_side,
+            "view_weights": score.view_weights,
             "cumulative_p_asd": agg.cumulative_p_asd,
             "valid_windows_so_far": agg.valid_windows,
             "visible": score.visible,
@@ -86,7 +87,12 @@ class ScoreAggregator:
             "untrained": score.untrained,
         }
         if score.valid:
-            body = (f"p_asd {_fmt(score.p_asd)} (front {_fmt(score.p_front)}, side {_fmt(score.p_side)})  "
+            views = ""
+            if score.p_front is not None or score.p_side is not None:
+                views = f" (front {_fmt(score.p_front)}, side {_fmt(score.p_side)})"
+            if score.view_weights:
+                views += f" weights front {score.view_weights['front']:.2f} side {score.view_weights['side']:.2f}"
+            body = (f"p_asd {_fmt(score.p_asd)}{views}  "
                     f"cumulative {_fmt(agg.cumulative_p_asd)} over {agg.valid_windows} s")
         else:
             body = f"invalid: {score.reason}"

@@ -40,6 +40,7 @@ Window score (``type = "window"``, inference -> aggregator)::
         reason           str | null   required (non-empty) when not valid, null when valid
         p_asd            float in [0, 1] | null   fused probability (null when invalid)
         p_front, p_side  float in [0, 1] | null   per-view probabilities (null when invalid or n/a)
+        view_weights     {front, side: float in [0, 1]} | null   per-window view weights of gated fusion
         visible          {"front": int, "side": int}  sampled frames in which the patient was found
         max_skew_ms      float  largest front/side capture-time difference among the window's pairs
         timings_ms       {stage: float}  per-stage time spent on this window
@@ -57,7 +58,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: window scores carry view_weights
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -128,6 +129,17 @@ def _get_prob(header: dict[str, Any], key: str) -> float | None:
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise MessageError(f"field '{key}' = {value} is not a probability in [0, 1]")
     return float(value)
+
+
+def _get_view_weights(header: dict[str, Any]) -> dict[str, float] | None:
+    weights = _get(header, "view_weights", dict, nullable=True)
+    if weights is None:
+        return None
+    if set(weights) != set(VIEWS):
+        raise MessageError("field 'view_weights' must map front and side to weights")
+    for view in VIEWS:
+        _get_prob(weights, view)
+    return {view: float(weights[view]) for view in VIEWS}
 
 
 # --------------------------------------------------------------------------- frame
@@ -273,6 +285,7 @@ class WindowScore:
     p_asd: float | None
     p_front: float | None
     p_side: float | None
+    view_weights: dict[str, float] | None
     visible: dict[str, int]
     max_skew_ms: float
     timings_ms: dict[str, float]
@@ -319,6 +332,7 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         p_asd=p_asd,
         p_front=_get_prob(header, "p_front"),
         p_side=_get_prob(header, "p_side"),
+        view_weights=_get_view_weights(header),
         visible={view: int(visible[view]) for view in VIEWS},
         max_skew_ms=float(_get(header, "max_skew_ms", (int, float))),
         timings_ms={str(k): float(v) for k, v in timings.items()},

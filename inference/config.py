@@ -65,16 +65,53 @@ class WindowConfig:
         return round(self.stride_s / self.step_s)
 
 
+# the model variants of inference.models.fusion.VARIANTS (kept here so reading a config needs no torch)
+Variant = Literal["single_front", "single_side", "early", "late", "slow", "gated"]
+EngineKind = Literal["torch", "openvino", "onnxruntime", "tensorrt"]
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+
+# which precisions each engine runs, per device
+ENGINE_PRECISIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "torch": {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16")},
+    "openvino": {"cpu": ("fp32", "bf16", "int8")},
+    "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "tensorrt": {"cuda": ("fp16", "fp32")},
+}
+
+
 @dataclass(slots=True)
 class ModelConfig:
-    """Dual-view classifier. ``weights`` null: random initialisation (scores are meaningless)."""
+    """Dual-view classifier and the engine that runs it.
 
-    variant: Literal["late"] = "late"
+    ``weights`` is a dualgait checkpoint; the model is rebuilt from it alone (variant, input size,
+    frames). Null: random initialisation of ``variant`` (scores are meaningless).
+    """
+
+    # null: the checkpoint's variant, or "late" when there is no checkpoint
+    variant: Variant | None = None
     weights: str | None = None
-    precision: Literal["fp32", "bf16"] = "bf16"
+    engine: EngineKind = "torch"
+    device: Literal["cpu", "cuda"] = "cpu"
+    precision: Precision = "bf16"
+    # built engines (ONNX, OpenVINO IR, TensorRT plans) are cached here
+    cache_dir: str = "${DUALGAIT_CACHE_DIR:-~/.cache/dualgait}"
+    # largest batch the exported engines accept (ONNX dynamic axis, TensorRT profile)
+    max_batch: int = 8
+    # torch on CUDA: replay the forward pass from a CUDA graph
+    cuda_graphs: bool = True
     seed: int = 0
-    # torch intra-op threads (0: one per core)
+    # intra-op threads (0: one per core)
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        devices = ENGINE_PRECISIONS[self.engine]
+        if self.device not in devices:
+            raise ValueError(f"engine {self.engine} runs on {' or '.join(devices)}, not {self.device}")
+        if self.precision not in devices[self.device]:
+            raise ValueError(f"engine {self.engine} on {self.device} runs {', '.join(devices[self.device])}, "
+                             f"not {self.precision}")
+        if not 1 <= self.max_batch <= 256:
+            raise ValueError("max_batch must be in 1..256")
 
 
 @dataclass(slots=True)

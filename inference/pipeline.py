@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,7 +20,6 @@ from dualgait.messages import VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection
-from inference.engine import ViewProbabilities
 from inference.pairing import FramePairer
 from inference.sampling import Sample, WindowReady, WindowSampler
 
@@ -32,11 +31,16 @@ class Tracker(Protocol):
     def reset(self) -> None: ...
 
 
-class Engine(Protocol):
+class Model(Protocol):
+    """What the pipeline needs of the classifier (``inference.engines.ModelRunner`` in production)."""
+
     description: str
     untrained: bool
+    views: tuple[str, ...]
 
-    def predict(self, front: np.ndarray, side: np.ndarray) -> ViewProbabilities: ...
+    def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """view -> (T, H, W, 3) uint8 BGR crops; returns p_asd and, per variant, p_front/p_side/w_front/w_side."""
+        ...
 
 
 @dataclass(slots=True)
@@ -61,7 +65,7 @@ def _ms(t0: float) -> float:
 class InferencePipeline:
     """One stream (session) at a time; ``reset()`` starts the next one."""
 
-    def __init__(self, cfg: InferenceConfig, *, trackers: dict[str, Tracker], engine: Engine,
+    def __init__(self, cfg: InferenceConfig, *, trackers: dict[str, Tracker], engine: Model,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.cfg = cfg
         self.trackers = trackers
@@ -162,13 +166,15 @@ class InferencePipeline:
             lost = [v for v in VIEWS if visible[v] < win.min_visible_frames]
             reason = (f"patient not visible: found in {visible['front']}/{win.frames} front and "
                       f"{visible['side']}/{win.frames} side samples" + (f" ({', '.join(lost)})" if lost else ""))
-        probs: ViewProbabilities | None = None
+        out: dict[str, float] = {}
         model_ms = 0.0
         if reason is None:
             t0 = time.perf_counter()
-            clip = {v: np.stack([s.crops[v] for s in both]) for v in VIEWS}  # (T, H, W, 3) uint8
-            probs = self.engine.predict(clip["front"], clip["side"])
+            clip = {v: np.stack([s.crops[v] for s in both]) for v in self.engine.views}  # (T, H, W, 3) uint8
+            out = self.engine.predict(clip)
             model_ms = _ms(t0)
+        weights = ({"front": out["w_front"], "side": out["w_side"]} if "w_front" in out and "w_side" in out
+                   else None)
         stack_ms = _ms(t_start) - model_ms
         first = present[0] if present else samples[0]
         last = present[-1] if present else samples[-1]
@@ -192,9 +198,10 @@ class InferencePipeline:
             t_start_wall_ns=first.t_wall_ns if first else 0,
             valid=reason is None,
             reason=reason,
-            p_asd=probs.p_asd if probs else None,
-            p_front=probs.p_front if probs else None,
-            p_side=probs.p_side if probs else None,
+            p_asd=out.get("p_asd"),
+            p_front=out.get("p_front"),
+            p_side=out.get("p_side"),
+            view_weights=weights,
             visible=visible,
             max_skew_ms=round(max((abs(s.skew_ns) for s in present), default=0) / 1e6, 3),
             timings_ms=timings,

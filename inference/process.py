@@ -19,24 +19,25 @@ def build_pipeline(cfg: DualgaitConfig):
     import numpy as np
 
     from inference.detector import PatientTracker
-    from inference.engine import TorchEngine, set_threads
+    from inference.engines import set_torch_threads
+    from inference.engines.factory import create_runner
     from inference.pipeline import InferencePipeline
 
     icfg = cfg.inference
     t0 = time.perf_counter()
     trackers = {view: PatientTracker(icfg.detector) for view in VIEWS}
-    engine = TorchEngine(icfg.model, input_px=icfg.crop.input_px, frames=icfg.window.frames)
     blank = np.zeros((icfg.detector.imgsz_px, icfg.detector.imgsz_px, 3), dtype=np.uint8)
     for tracker in trackers.values():
         tracker.update(blank)
     # Ultralytics sets torch to one thread on its first predict: set ours back after it
-    threads = set_threads(icfg.model.threads)
-    engine.warm_up()
-    log.info("inference ready in %.1f s: %s; torch threads %d", time.perf_counter() - t0, engine.description,
+    threads = set_torch_threads(icfg.model.threads)
+    runner = create_runner(icfg.model, input_px=icfg.crop.input_px, frames=icfg.window.frames)
+    runner.warm_up()
+    log.info("inference ready in %.1f s: %s; torch threads %d", time.perf_counter() - t0, runner.description,
              threads)
-    if engine.untrained:
+    if runner.untrained:
         log.warning("untrained model: scores are meaningless")
-    return InferencePipeline(icfg, trackers=trackers, engine=engine)
+    return InferencePipeline(icfg, trackers=trackers, engine=runner)
 
 
 def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:

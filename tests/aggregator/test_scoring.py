@@ -21,7 +21,7 @@ def _score(window: int, p_asd: float | None = 0.5, *, session: str = "walk-1", r
         p_asd=p_asd if valid else None,
         p_front=(p_asd if p_front is None else p_front) if valid else None,
         p_side=(p_asd if p_side is None else p_side) if valid else None,
-        visible={"front": 8, "side": 8 if valid else 3}, max_skew_ms=2.0, timings_ms={"model": 12.0},
+        view_weights=None, visible={"front": 8, "side": 8 if valid else 3}, max_skew_ms=2.0, timings_ms={"model": 12.0},
         latency_ms=latency_ms, model=model, untrained=untrained,
     )
 

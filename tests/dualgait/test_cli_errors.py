@@ -58,7 +58,7 @@ def test_wrong_checkpoint(tmp_path: Path, assets: Path) -> None:
     ckpt.write_bytes(b"\x00\x01 truncated")
     weights = assets / "weights" / "yolo11n_int8_openvino_model"
     result = _run("infer", "--set", f"inference.model.weights={ckpt}", "--set", f"inference.detector.weights={weights}")
-    _assert_one_line_error(result, "cannot read model weights", "model.pt")
+    _assert_one_line_error(result, "cannot read checkpoint", "model.pt")
 
 
 def test_missing_detector_weights(tmp_path: Path) -> None:

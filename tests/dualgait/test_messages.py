@@ -67,6 +67,7 @@ def _window(**changes: Any) -> WindowScore:
     score = WindowScore(
         session="walk-1", window=3, frames={"front": [0, 3, 6], "side": [1, 4, 7]}, t_start_mono_ns=10,
         t_end_mono_ns=20, t_start_wall_ns=30, valid=True, reason=None, p_asd=0.25, p_front=0.5, p_side=0.0,
+        view_weights={"front": 0.75, "side": 0.25},
         visible={"front": 8, "side": 7}, max_skew_ms=3.5, timings_ms={"detect": 1.5, "model": 20.0},
         latency_ms=42.0, model="late fusion (untrained)", untrained=True,
     )
@@ -174,7 +175,7 @@ def test_decode_empty_list_raises():
         decode([])
 
 
-@pytest.mark.parametrize("version", [0, 2, None, "1"])
+@pytest.mark.parametrize("version", [0, 1, 3, None, "2"])
 def test_wrong_protocol_version_rejected(version):
     """Only PROTOCOL_VERSION is accepted."""
     with pytest.raises(MessageError, match="protocol version"):
@@ -480,3 +481,19 @@ def test_invalid_window_with_p_asd_rejected():
     """The docstring says p_asd is null when the window is invalid."""
     with pytest.raises(MessageError):
         decode(_window_parts(valid=False, reason="no patient: front 3/8", p_asd=0.5))
+
+
+@pytest.mark.parametrize("weights", [{"front": 0.5}, {"front": 0.5, "side": 1.5}, {"front": "a", "side": 0.5},
+                                     [0.5, 0.5]])
+def test_window_view_weights_are_checked(weights: Any) -> None:
+    """view_weights must be null or map both views to weights in [0, 1]."""
+    parts = encode_window(_window())
+    header = json.loads(parts[0])
+    header["view_weights"] = weights
+    with pytest.raises(MessageError, match=r"view_weights|'front'|'side'"):
+        decode([json.dumps(header).encode()])
+
+
+def test_window_without_view_weights_round_trips() -> None:
+    score = _window(view_weights=None)
+    assert decode(encode_window(score)) == score

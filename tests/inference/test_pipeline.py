@@ -7,7 +7,6 @@ import numpy as np
 from dualgait.messages import Frame
 from inference.config import InferenceConfig
 from inference.detector import Detection
-from inference.engine import ViewProbabilities
 from inference.pipeline import InferencePipeline
 
 PERIOD_NS = 40_000_000  # 25 fps
@@ -34,12 +33,14 @@ class FakeEngine:
     description = "fake"
     untrained = True
 
-    def __init__(self) -> None:
-        self.clips: list[tuple[np.ndarray, np.ndarray]] = []
+    def __init__(self, views: tuple[str, ...] = ("front", "side"), outputs: dict[str, float] | None = None) -> None:
+        self.views = views
+        self.outputs = outputs or {"p_asd": 0.5, "p_front": 0.25, "p_side": 0.75}
+        self.clips: list[tuple[np.ndarray, ...]] = []
 
-    def predict(self, front: np.ndarray, side: np.ndarray) -> ViewProbabilities:
-        self.clips.append((front, side))
-        return ViewProbabilities(0.5, 0.25, 0.75)
+    def predict(self, clips: dict[str, np.ndarray]) -> dict[str, float]:
+        self.clips.append(tuple(clips[v] for v in self.views))
+        return dict(self.outputs)
 
 
 def _frames(view: str, n: int, *, hidden: set[int] = frozenset(), offset_ns: int = 0) -> list[Frame]:
@@ -51,9 +52,10 @@ def _frames(view: str, n: int, *, hidden: set[int] = frozenset(), offset_ns: int
     return out
 
 
-def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = None):
+def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = None,
+         engine: FakeEngine | None = None):
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    engine = FakeEngine()
+    engine = engine or FakeEngine()
     clock = iter(range(10**12, 10**13, 1_000_000))
     pipe = InferencePipeline(cfg or InferenceConfig(), trackers=trackers, engine=engine, clock_ns=lambda: next(clock))
     scores = []
@@ -72,6 +74,7 @@ def test_full_windows_are_scored_from_eight_crops_per_view() -> None:
     assert front_clip.shape == side_clip.shape == (8, 224, 224, 3)
     assert scores[0].frames["front"] == scores[0].frames["side"] == [0, 3, 6, 9, 12, 16, 19, 22]
     assert scores[0].visible == {"front": 8, "side": 8}
+    assert scores[0].view_weights is None
     # the tracker runs on sampled frames only: 8 per second per view, not 25
     assert trackers["front"].calls == trackers["side"].calls == pipe.stats["samples"]
     assert pipe.stats["samples"] < 76 / 2
@@ -145,3 +148,18 @@ def test_a_backlog_read_one_view_first_still_pairs_everything() -> None:
             scores += pipe.push(s)
     assert pipe.stats["samples_missing"] == 0
     assert [s.valid for s in scores] == [True, True, True]
+
+
+def test_single_view_model_gets_only_its_view_and_reports_no_view_probabilities() -> None:
+    """A single_side model sees side crops only; p_front/p_side stay null rather than copied from p_asd."""
+    engine = FakeEngine(views=("side",), outputs={"p_asd": 0.625})
+    _, scores, _, engine = _run(_frames("front", 76), _frames("side", 76), engine=engine)
+    assert len(engine.clips[0]) == 1 and engine.clips[0][0].shape == (8, 224, 224, 3)
+    assert (scores[0].p_asd, scores[0].p_front, scores[0].p_side, scores[0].view_weights) == (0.625, None, None, None)
+
+
+def test_gated_model_view_weights_reach_the_score() -> None:
+    engine = FakeEngine(outputs={"p_asd": 0.4, "p_front": 0.3, "p_side": 0.6, "w_front": 0.7, "w_side": 0.3})
+    _, scores, _, _ = _run(_frames("front", 36), _frames("side", 36), engine=engine)
+    assert scores[0].view_weights == {"front": 0.7, "side": 0.3}
+    assert (scores[0].p_front, scores[0].p_side) == (0.3, 0.6)
