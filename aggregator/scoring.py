@@ -14,6 +14,7 @@ from typing import Any
 from dualgait.messages import EndOfStream, WindowScore
 
 UNTRAINED_NOTE = "untrained model: scores are meaningless"
+SYNTHETIC_NOTE = "model trained on simulated walkers only: scores say nothing about real patients"
 NOT_CLINICAL_NOTE = "research tool: not a medical device, no clinical validity"
 
 
@@ -22,6 +23,7 @@ class StreamAggregate:
     session: str
     model: str = ""
     untrained: bool = False
+    synthetic: bool = False
     windows: int = 0
     valid_windows: int = 0
     p_asd_sum: float = 0.0
@@ -54,7 +56,7 @@ class ScoreAggregator:
         if agg is None:
             agg = self.streams[score.session] = StreamAggregate(session=score.session)
         self.current = agg
-        agg.model, agg.untrained = score.model, score.untrained
+        agg.model, agg.untrained, agg.synthetic = score.model, score.untrained, score.synthetic
         if agg.t0_mono_ns is None:
             agg.t0_mono_ns = score.t_start_mono_ns
         agg.windows += 1
@@ -85,6 +87,7 @@ class ScoreAggregator:
             "timings_ms": score.timings_ms,
             "model": score.model,
             "untrained": score.untrained,
+            "synthetic": score.synthetic,
         }
         if score.valid:
             views = ""
@@ -96,7 +99,8 @@ class ScoreAggregator:
                     f"cumulative {_fmt(agg.cumulative_p_asd)} over {agg.valid_windows} s")
         else:
             body = f"invalid: {score.reason}"
-        tag = "  [untrained model: scores are meaningless]" if score.untrained else ""
+        tag = (f"  [{UNTRAINED_NOTE}]" if score.untrained
+               else "  [model trained on simulated walkers]" if score.synthetic else "")
         line = (f"window {score.window:3d}  t={t_s:5.1f}s  {body}  latency {score.latency_ms:.0f} ms{tag}")
         return record, line
 
@@ -116,11 +120,13 @@ class ScoreAggregator:
             "cumulative_p_asd": agg.cumulative_p_asd,
             "model": agg.model,
             "untrained": agg.untrained,
+            "synthetic": agg.synthetic,
             "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": lat[-1] if lat else None,
                            "mean": round(statistics.fmean(lat), 1) if lat else None},
             "end_reason": eos.reason if eos else "aggregator stopped",
             "inference_stats": eos.stats if eos else {},
-            "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if agg.untrained else []),
+            "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if agg.untrained else [])
+            + ([SYNTHETIC_NOTE] if agg.synthetic else []),
         }
         return summary
 

@@ -1,4 +1,4 @@
-"""``dualgait`` command line: demo, run, capture, infer, aggregate."""
+"""``dualgait`` command line: demo, run, capture, infer, aggregate, export, bench, simulate, train."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo.add_argument("--side", help="side-view video (default: the shared walk_side.mp4)")
     demo.add_argument("--output", default="demo-output", help="folder for windows.jsonl and summary.json")
     demo.add_argument("--speed", type=float, help="replay speed factor (1 = real time)")
+    demo.add_argument("--walker", choices=["asd", "normal"],
+                      help="replay a freshly rendered synthetic walker (with or without ASD-like traits) "
+                           "instead of the recording")
+    demo.add_argument("--untrained", action="store_true",
+                      help="random model weights instead of the synthetic demo model (scores are meaningless)")
 
     run = sub.add_parser("run", help="start all four processes from the config and supervise them")
     _common(run)
@@ -42,6 +47,32 @@ def get_args_parser() -> argparse.ArgumentParser:
     cap.add_argument("--source", help="video file (overrides capture.<view>)")
     cap.add_argument("--start-at", type=float, metavar="UNIX_S",
                      help="shared start instant, wall clock seconds (both views get the same value)")
+
+    export = sub.add_parser("export", help="build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it")
+    _common(export)
+    from inference.export import add_export_args
+
+    add_export_args(export)
+
+    bench = sub.add_parser("bench", help="benchmarks that write JSON + a markdown table")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bench_model = bench_sub.add_parser("model", help="model latency: variant x engine x input size")
+    _common(bench_model)
+    from inference.bench_model import add_bench_model_args
+
+    add_bench_model_args(bench_model)
+
+    simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
+    _common(simulate)
+    from training.synthetic.cli import add_simulate_args
+
+    add_simulate_args(simulate)
+
+    train = sub.add_parser("train", help="cross-validated training on a manifest of recorded pairs (paper protocol)")
+    _common(train)
+    from training.args import add_train_args
+
+    add_train_args(train)
 
     for name, text in (("infer", "the inference process"), ("aggregate", "the aggregator process")):
         p = sub.add_parser(name, help=text)
@@ -74,6 +105,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         capture["front"] = args.front
     if args.side:
         capture["side"] = args.side
+    if args.walker:
+        from training.synthetic.demo_walker import render_demo_walker
+
+        walker = render_demo_walker(out_dir / "walker", asd=args.walker == "asd")
+        capture["front"], capture["side"] = (str(path) for path in walker)
     if args.speed is not None:
         capture["speed"] = args.speed
     cfg = with_overrides(cfg, {
@@ -81,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "inference": {"exit_on_end_of_stream": True},
         "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
     })
-    for view in ("front", "side"):
+    for view in ("front", "side"):  # user mistakes first, before minutes of model building
         _require_file(cfg.capture.source(view), f"{view} video")
     _require_file(cfg.inference.detector.weights, "detector weights")
     from capture.replay import VideoFileSource
@@ -91,6 +127,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         src = VideoFileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
+    if cfg.inference.model.weights is None and not args.untrained:
+        from training.demo_model import DEMO_RECIPE, ensure_demo_model
+
+        cfg = with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg))},
+                                                 "crop": {"input_px": DEMO_RECIPE.input_px}}})
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
@@ -137,17 +178,43 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return run_aggregator(_load(args, extra), ready_file=args.ready_file)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from inference.export import run_export
+
+    return run_export(args, _load(args))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from inference.bench_model import run_bench_model
+
+    return run_bench_model(args, _load(args))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from training.synthetic.cli import run_simulate
+
+    return run_simulate(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import run_train
+
+    return run_train(args, _load(args))
+
+
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
-            "aggregate": cmd_aggregate}
+            "aggregate": cmd_aggregate, "export": cmd_export, "bench": cmd_bench,
+            "simulate": cmd_simulate, "train": cmd_train}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by input or environment: reported in one line, no traceback."""
     from capture.replay import SourceError
     from dualgait.launcher import LaunchError
+    from inference.engines.base import EngineError
     from inference.errors import DetectorError, ModelLoadError
 
-    return (ConfigError, SourceError, DetectorError, ModelLoadError, LaunchError, OSError)
+    return (ConfigError, SourceError, DetectorError, ModelLoadError, EngineError, LaunchError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from aggregator.config import AggregatorConfig
 from capture.config import CaptureConfig
 from dualgait.configtools import apply_override, from_mapping, load_yaml, merge, to_mapping
 from inference.config import InferenceConfig
+from training.config import TrainingConfig
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class DualgaitConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DualgaitConfig:

@@ -47,6 +47,7 @@ Window score (``type = "window"``, inference -> aggregator)::
         latency_ms       float  capture of the window's last frame -> score published (host monotonic)
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
+        synthetic        bool   true when the model was trained on simulated walkers only
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-PROTOCOL_VERSION = 2  # 2: window scores carry view_weights
+PROTOCOL_VERSION = 2  # 2: window scores carry view_weights and synthetic
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -292,6 +293,7 @@ class WindowScore:
     latency_ms: float
     model: str
     untrained: bool
+    synthetic: bool = False
 
 
 def encode_window(score: WindowScore) -> list[bytes]:
@@ -339,6 +341,7 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         latency_ms=float(_get(header, "latency_ms", (int, float))),
         model=_get(header, "model", str),
         untrained=_get(header, "untrained", bool),
+        synthetic=_get(header, "synthetic", bool),
     )
 
 

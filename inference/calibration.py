@@ -24,6 +24,7 @@ class _ClipCollector:
 
     description = "calibration collector (not a model)"
     untrained = True
+    synthetic = False
     views = VIEWS
 
     def __init__(self) -> None:
@@ -36,10 +37,13 @@ class _ClipCollector:
 
 def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int) -> list[dict[str, np.ndarray]]:
     """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops."""
+    import torch
+
     from capture.replay import VideoFileSource
     from inference.detector import PatientTracker
     from inference.pipeline import InferencePipeline
 
+    threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
     collector = _ClipCollector()
     trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
     pipeline = InferencePipeline(cfg.inference, trackers=trackers, engine=collector, clock_ns=lambda: 0)
@@ -61,6 +65,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
     finally:
         for src in sources.values():
             src.close()
+        torch.set_num_threads(threads)
     log.info("collected %d windows from %s + %s", len(collector.clips), front, side)
     return collector.clips[:max_windows]
 

@@ -36,6 +36,7 @@ class Model(Protocol):
 
     description: str
     untrained: bool
+    synthetic: bool
     views: tuple[str, ...]
 
     def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -208,6 +209,7 @@ class InferencePipeline:
             latency_ms=0.0,
             model=self.engine.description,
             untrained=self.engine.untrained,
+            synthetic=self.engine.synthetic,
         )
         return score
 

@@ -65,7 +65,10 @@ class ModelRunner:
         self.views = engine.views
         self.output_names = engine.output_names
         state = source or ("untrained" if untrained else "trained")
-        self.description = f"{spec.variant} fusion, {spec.input_px}px, T={spec.frames}, {engine.name} ({state})"
+        if synthetic:
+            state += ", trained on simulated walkers"
+        width = f", width {spec.width}" if spec.width != 64 else ""
+        self.description = f"{spec.variant} fusion{width}, {spec.input_px}px, T={spec.frames}, {engine.name} ({state})"
 
     def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
         """clips: view -> (T, H, W, 3) uint8 BGR crops of one window; only ``views`` are used."""

@@ -4,7 +4,7 @@ A dualgait checkpoint is a ``torch.save``'d dict of plain types and tensors (loa
 ``weights_only=True``, never unpickling code)::
 
     {"format": "dualgait-checkpoint", "format_version": 1,
-     "spec": {"variant": "late", "dropout_rate": 0.5, "input_px": 224, "frames": 8},
+     "spec": {"variant": "late", "dropout_rate": 0.5, "input_px": 224, "frames": 8, "width": 64},
      "model": <state dict>,
      "meta": {"synthetic": bool, ...free-form provenance: data, fold, epoch, metrics...}}
 """
@@ -46,15 +46,17 @@ class ModelSpec:
     dropout_rate: float = 0.5
     input_px: int = 224
     frames: int = 8
+    # backbone width (stem_dim_out): 64 is slow_r50; smaller for small demo models
+    width: int = 64
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown model variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if self.input_px < 32 or self.frames < 1 or not 0.0 <= self.dropout_rate < 1.0:
-            raise ValueError("input_px must be >= 32, frames >= 1 and dropout_rate in [0, 1)")
+        if self.input_px < 32 or self.frames < 1 or not 0.0 <= self.dropout_rate < 1.0 or self.width < 4:
+            raise ValueError("input_px must be >= 32, frames >= 1, width >= 4 and dropout_rate in [0, 1)")
 
     def build(self) -> FusionModel:
-        return create_model(variant=self.variant, dropout_rate=self.dropout_rate)
+        return create_model(variant=self.variant, dropout_rate=self.dropout_rate, width=self.width)
 
 
 @dataclass(slots=True)

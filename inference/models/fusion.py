@@ -82,11 +82,11 @@ class FusionModel(nn.Module):
 class SingleView(FusionModel):
     """One slow_r50 on one view (the paper's single-view baselines)."""
 
-    def __init__(self, *, view: Literal["front", "side"], dropout_rate: float) -> None:
+    def __init__(self, *, view: Literal["front", "side"], dropout_rate: float, width: int = 64) -> None:
         super().__init__()
         self.variant = f"single_{view}"
         self.views = (view,)
-        self.backbone = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate)
+        self.backbone = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate, stem_dim_out=width)
 
     def logit(self, *clips: Tensor) -> Tensor:
         (clip,) = clips  # (B, 3, T, H, W)
@@ -98,9 +98,10 @@ class EarlyFusion(FusionModel):
 
     variant = "early"
 
-    def __init__(self, *, dropout_rate: float) -> None:
+    def __init__(self, *, dropout_rate: float, width: int = 64) -> None:
         super().__init__()
-        self.backbone = create_slow_r50(input_channel=6, model_num_class=1, dropout_rate=dropout_rate)
+        self.backbone = create_slow_r50(input_channel=6, model_num_class=1, dropout_rate=dropout_rate,
+                                        stem_dim_out=width)
 
     def logit(self, *clips: Tensor) -> Tensor:
         front, side = clips  # (B, 3, T, H, W) each; same T, H, W
@@ -116,10 +117,10 @@ class LateFusion(FusionModel):
     variant = "late"
     output_names = ("p_asd", "p_front", "p_side")
 
-    def __init__(self, *, dropout_rate: float) -> None:
+    def __init__(self, *, dropout_rate: float, width: int = 64) -> None:
         super().__init__()
-        self.front = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate)
-        self.side = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate)
+        self.front = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate, stem_dim_out=width)
+        self.side = create_slow_r50(model_num_class=1, dropout_rate=dropout_rate, stem_dim_out=width)
 
     def view_probabilities(self, front: Tensor, side: Tensor) -> tuple[Tensor, Tensor]:
         # (B, 3, T, H, W) each -> (B, 1) each; the two views may differ in T/H/W but not in B
@@ -139,10 +140,10 @@ class SlowFusion(FusionModel):
 
     variant = "slow"
 
-    def __init__(self, *, dropout_rate: float) -> None:
+    def __init__(self, *, dropout_rate: float, width: int = 64) -> None:
         super().__init__()
-        self.front = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate)
-        self.side = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate)
+        self.front = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate, stem_dim_out=width)
+        self.side = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate, stem_dim_out=width)
         self.dropout = nn.Dropout(dropout_rate)
         self.classifier = nn.Linear(2 * self.front.feature_dim, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)
@@ -166,10 +167,10 @@ class GatedFusion(FusionModel):
     variant = "gated"
     output_names = ("p_asd", "p_front", "p_side", "w_front", "w_side")
 
-    def __init__(self, *, dropout_rate: float, gate_hidden: int = 256) -> None:
+    def __init__(self, *, dropout_rate: float, width: int = 64, gate_hidden: int = 256) -> None:
         super().__init__()
-        self.front = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate)
-        self.side = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate)
+        self.front = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate, stem_dim_out=width)
+        self.side = create_slow_r50(model_num_class=0, dropout_rate=dropout_rate, stem_dim_out=width)
         dim = self.front.feature_dim
         self.dropout = nn.Dropout(dropout_rate)
         self.classifier = nn.Linear(dim, 1)
@@ -196,21 +197,25 @@ class GatedFusion(FusionModel):
         return torch.cat((p_asd, torch.sigmoid(view_logits), weights), dim=1)  # (B, 5)
 
 
-def create_model(*, variant: str, dropout_rate: float = 0.5) -> FusionModel:
-    """Build a variant with randomly initialised weights (see :func:`load_pretrained_backbones`)."""
+def create_model(*, variant: str, dropout_rate: float = 0.5, width: int = 64) -> FusionModel:
+    """Build a variant with randomly initialised weights (see :func:`load_pretrained_backbones`).
+
+    ``width`` is the backbones' ``stem_dim_out``: 64 is slow_r50 (and loads Kinetics weights);
+    smaller widths make small models, e.g. the synthetic demo model.
+    """
     match variant:
         case "single_front":
-            return SingleView(view="front", dropout_rate=dropout_rate)
+            return SingleView(view="front", dropout_rate=dropout_rate, width=width)
         case "single_side":
-            return SingleView(view="side", dropout_rate=dropout_rate)
+            return SingleView(view="side", dropout_rate=dropout_rate, width=width)
         case "early":
-            return EarlyFusion(dropout_rate=dropout_rate)
+            return EarlyFusion(dropout_rate=dropout_rate, width=width)
         case "late":
-            return LateFusion(dropout_rate=dropout_rate)
+            return LateFusion(dropout_rate=dropout_rate, width=width)
         case "slow":
-            return SlowFusion(dropout_rate=dropout_rate)
+            return SlowFusion(dropout_rate=dropout_rate, width=width)
         case "gated":
-            return GatedFusion(dropout_rate=dropout_rate)
+            return GatedFusion(dropout_rate=dropout_rate, width=width)
     raise ValueError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 

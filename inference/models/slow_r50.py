@@ -234,15 +234,16 @@ class SlowR50(nn.Module):
         model_num_class: int,
         dropout_rate: float,
         norm_momentum: float,
+        stem_dim_out: int = _STEM_DIM_OUT,
     ) -> None:
         super().__init__()
         blocks: list[nn.Module] = [
             ResNetBasicStem(
-                in_channels=input_channel, out_channels=_STEM_DIM_OUT, norm_momentum=norm_momentum
+                in_channels=input_channel, out_channels=stem_dim_out, norm_momentum=norm_momentum
             )
         ]
-        dim_in = _STEM_DIM_OUT
-        dim_out = _STEM_DIM_OUT * _BOTTLENECK_EXPANSION  # 256, then 512, 1024, 2048
+        dim_in = stem_dim_out
+        dim_out = stem_dim_out * _BOTTLENECK_EXPANSION  # 256, then 512, 1024, 2048 (for stem_dim_out 64)
         for depth, conv_a_kernel, stride in zip(
             _STAGE_DEPTHS, _STAGE_CONV_A_KERNELS, _STAGE_SPATIAL_STRIDES, strict=True
         ):
@@ -306,13 +307,19 @@ def create_slow_r50(
     model_num_class: int = 400,
     dropout_rate: float = 0.5,
     norm_momentum: float = 0.1,
+    stem_dim_out: int = _STEM_DIM_OUT,
 ) -> SlowR50:
     """Build a slow_r50 whose state-dict keys match PyTorchVideo's ``slow_r50`` exactly.
 
     With the defaults, ``SLOW_8x8_R50.pyth``'s ``model_state`` loads with ``strict=True``.
     ``model_num_class=0`` builds it without the classifier: ``forward`` then returns the pooled
     ``(B, 2048)`` features and the state dict has no ``blocks.5.proj.*`` keys.
+    ``stem_dim_out`` (PyTorchVideo's name) sets the width: 64 is slow_r50; smaller values give a
+    narrower network of the same depth (every stage scales with it; features are ``32 * stem_dim_out``),
+    for small demo models. Only 64 loads Kinetics weights.
     """
+    if stem_dim_out < 4:
+        raise ValueError("stem_dim_out must be >= 4")
     if model_num_class < 0 or input_channel < 1:
         raise ValueError("model_num_class must be >= 0 and input_channel >= 1")
     return SlowR50(
@@ -320,6 +327,7 @@ def create_slow_r50(
         model_num_class=model_num_class,
         dropout_rate=dropout_rate,
         norm_momentum=norm_momentum,
+        stem_dim_out=stem_dim_out,
     )
 
 

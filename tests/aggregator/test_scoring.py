@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from aggregator.scoring import NOT_CLINICAL_NOTE, UNTRAINED_NOTE, ScoreAggregator, summary_lines
@@ -180,3 +182,15 @@ def test_summary_lines():
     assert "patient found in 16/16 front and 9/16 side samples" in lines
     assert f"NOTE: {UNTRAINED_NOTE}" in lines
     assert f"NOTE: {NOT_CLINICAL_NOTE}" in lines
+
+
+def test_synthetic_model_is_labelled_on_every_line_and_in_the_summary():
+    """Scores of a model trained on simulated walkers say so on each line and in the summary notes."""
+    agg = ScoreAggregator()
+    _, line = agg.update(replace(_score(0, 0.9), synthetic=True))
+    _, invalid = agg.update(replace(_score(1, reason="no patient: side 0/8"), synthetic=True))
+    assert "[model trained on simulated walkers]" in line and "[model trained on simulated walkers]" in invalid
+    summary = agg.finish(None)
+    assert summary["synthetic"] is True
+    assert any("simulated walkers" in note for note in summary["notes"])
+    assert "NOTE: model trained on simulated walkers only" in "\n".join(summary_lines(summary))

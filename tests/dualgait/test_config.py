@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -38,10 +40,16 @@ def test_no_file_gives_dataclass_defaults():
     assert cfg.aggregator == defaults.aggregator
     assert dataclasses.asdict(cfg.inference.window) == dataclasses.asdict(defaults.inference.window)
     assert cfg.inference.crop == defaults.inference.crop
-    assert cfg.inference.model == defaults.inference.model
+    model = dataclasses.replace(defaults.inference.model, cache_dir=cfg.inference.model.cache_dir)
+    assert cfg.inference.model == model
+    assert cfg.inference.model.cache_dir in ("~/.cache/dualgait", os.environ.get("DUALGAIT_CACHE_DIR"))
     assert cfg.capture.speed == 1.0 and cfg.capture.encoding == "raw"
     assert cfg.inference.window.frames == 8
     assert cfg.inference.window.pair_tolerance_s is None
+    training = dataclasses.replace(defaults.training, cache_dir=cfg.training.cache_dir)
+    assert cfg.training == training
+    assert cfg.training.cache_dir in ("~/.cache/dualgait/training",
+                                      f"{os.environ.get('DUALGAIT_CACHE_DIR')}/training")
 
 
 def test_defaults_expand_env_references():
@@ -131,12 +139,19 @@ def test_bool_not_accepted_for_float():
 
 
 @pytest.mark.parametrize(("override", "path"), [("capture.encoding=png", "capture.encoding"),
-                                               ("inference.model.precision=fp16", "inference.model.precision"),
-                                               ("inference.model.variant=early", "inference.model.variant")])
+                                               ("inference.model.precision=fp8", "inference.model.precision"),
+                                               ("inference.model.engine=tflite", "inference.model.engine")])
 def test_literal_violation(override, path):
     """Values outside a Literal's choices are rejected, listing the choices."""
     with pytest.raises(ConfigError, match=rf"{path}: expected one of \["):
         load_config(None, [override])
+
+
+def test_optional_literal_violation():
+    """An optional Literal lists its choices and null."""
+    pattern = r"inference\.model\.variant: expected 'single_front' \| .* or null, got 'mid'"
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(None, ["inference.model.variant=mid"])
 
 
 def test_literal_choice_accepted():
@@ -313,3 +328,56 @@ def test_from_mapping_on_section_dataclass():
     assert (win.frames, win.step_s, win.stride_samples) == (4, 0.25, 2)
     with pytest.raises(ConfigError, match=r"^w\.frames: expected an integer"):
         from_mapping(WindowConfig, {"frames": "4"}, "w")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["inference.model.precision=fp16"], "engine torch on cpu runs fp32, bf16, not fp16"),
+    (["inference.model.engine=openvino", "inference.model.device=cuda"], "engine openvino runs on cpu, not cuda"),
+    (["inference.model.engine=tensorrt", "inference.model.device=cuda", "inference.model.precision=int8"],
+     "engine tensorrt on cuda runs fp16, fp32, not int8"),
+])
+def test_engine_precision_combinations_are_checked(overrides, message):
+    """An engine/device/precision combination that cannot run is a config error naming what can."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, overrides)
+
+
+# --------------------------------------------------------------------------- training section
+
+
+def test_training_defaults_follow_the_paper():
+    """The training section defaults to the paper's protocol and to the live window length."""
+    cfg = load_config(DEFAULT_YAML)
+    t = cfg.training
+    assert (t.folds, t.epochs_max, t.patience, t.lr) == (5, 50, 5, 1e-4)
+    assert (t.variant, t.width, t.input_px, t.pretrained, t.device, t.amp) == ("late", 64, 224, None, "auto", False)
+    assert t.frames == cfg.inference.window.frames
+    assert t.input_px == cfg.inference.crop.input_px
+
+
+def test_training_cache_dir_follows_env(monkeypatch):
+    """training.cache_dir expands ${DUALGAIT_CACHE_DIR:-...} like the engine cache does."""
+    monkeypatch.setenv("DUALGAIT_CACHE_DIR", "/data/cache")
+    assert load_config(DEFAULT_YAML).training.cache_dir == "/data/cache/training"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("training.folds=1", r"^training: folds must be >= 2"),
+    ("training.patience=0", r"^training: epochs_max and patience"),
+    ("training.lr=0", r"^training: lr must be > 0"),
+    ("training.input_px=16", r"^training: input_px must be >= 32"),
+    ("training.variant=mid", r"^training\.variant: expected one of \["),
+    ("training.device=tpu", r"^training\.device: expected one of \["),
+    ("training.epochs=3", r"^training\.epochs: unknown key"),
+    ("training.amp=1", r"^training\.amp: expected true/false"),
+])
+def test_training_section_is_checked(override, message):
+    """Bad training values are one-line config errors naming the key."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_training_overrides():
+    """Training settings can be changed with --set like any other section."""
+    cfg = load_config(None, ["training.folds=3", "training.pretrained=/w/SLOW_8x8_R50.pyth", "training.lr=0.001"])
+    assert (cfg.training.folds, cfg.training.pretrained, cfg.training.lr) == (3, "/w/SLOW_8x8_R50.pyth", 0.001)

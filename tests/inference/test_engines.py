@@ -29,9 +29,10 @@ def windows(assets: Path) -> list[list[np.ndarray]]:
     from inference.calibration import recording_windows
 
     cfg = load_config()
+    threads = torch.get_num_threads()
     front, side = assets / "videos" / "walk_front.mp4", assets / "videos" / "walk_side.mp4"
     wins = recording_windows(cfg, str(front), str(side), max_windows=6, views=VIEWS)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    assert torch.get_num_threads() == threads  # recording_windows restores what Ultralytics changed
     assert len(wins) == 6
     return wins
 

@@ -32,6 +32,7 @@ class FakeTracker:
 class FakeEngine:
     description = "fake"
     untrained = True
+    synthetic = False
 
     def __init__(self, views: tuple[str, ...] = ("front", "side"), outputs: dict[str, float] | None = None) -> None:
         self.views = views

@@ -1,0 +1,1 @@
+"""Offline training: manifest, synthetic walker, training and cross-validation."""

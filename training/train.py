@@ -1,0 +1,522 @@
+"""Offline training with the paper's protocol: participant-wise, class-stratified K-fold cross-validation.
+
+torchvision-references style: :func:`add_train_args` (the argument parser), :func:`run_train` (main),
+:func:`train_one_epoch`, :func:`evaluate`. For each fold a fresh model of ``training.variant`` is
+trained with Adam (lr 1e-4) on ``BCEWithLogits(model.logit(*clips), label)`` (ASD = 1) for at most
+``epochs_max`` epochs, stopping early when the validation loss has not improved for ``patience``
+epochs. Files in the run folder DIR (only rank 0 writes)::
+
+    DIR/run.json                 settings, manifest, folds (participants per fold), environment
+    DIR/train.log                the log
+    DIR/fold{k}/best.pt          dualgait checkpoint of the epoch with the lowest validation loss
+                                 (inference.models.save_checkpoint: spec + weights + provenance meta)
+    DIR/fold{k}/last.pt          resume state after the last finished epoch (model, optimizer, epoch,
+                                 early-stopping state, RNG states; tensors and plain types only)
+    DIR/fold{k}/result.json      the fold's history and validation metrics at its best epoch
+    DIR/metrics.json, DIR/table.md, DIR/*.png, DIR/fold{k}/*.png   see training.report
+
+``--resume`` skips finished folds and continues an unfinished one from its ``last.pt``.
+
+Several GPUs (one process per GPU, on one or more hosts)::
+
+    torchrun --nproc_per_node=4 -m dualgait.cli train --manifest M --output DIR
+    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d \\
+             --rdzv_endpoint=HOST:29400 -m dualgait.cli train --manifest M --output DIR
+
+When ``WORLD_SIZE`` > 1 every process joins ``torch.distributed`` (NCCL on CUDA, Gloo on CPU), the
+model is wrapped in ``DistributedDataParallel`` (BatchNorm synchronised on CUDA), each process trains
+on its ``DistributedSampler`` share (``batch_size`` is per process), validation predictions are
+gathered so every process takes the same early-stopping decision, and only rank 0 preprocesses,
+writes checkpoints and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from dualgait.configtools import ConfigError
+from inference.models import (
+    FusionModel,
+    ModelSpec,
+    create_model,
+    load_kinetics_state,
+    load_pretrained_backbones,
+    save_checkpoint,
+)
+from training.args import add_train_args, resolve_training_config
+from training.config import TrainingConfig
+from training.data import RecordingWindows, WindowDataset
+from training.folds import Fold, make_folds, participant_labels
+from training.metrics import binary_metrics
+from training.runtime import (
+    DistContext,
+    amp_settings,
+    autocast_for,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_distributed,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DistContext",
+    "add_train_args",
+    "evaluate",
+    "is_synthetic",
+    "resolve_training_config",
+    "run_cross_validation",
+    "run_train",
+    "seed_everything",
+    "train_fold",
+    "train_one_epoch",
+]
+
+STATE_FORMAT = "dualgait-train-state"
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- model
+
+
+class LogitModel(nn.Module):
+    """``forward(*clips) = model.logit(*clips)``: what DistributedDataParallel wraps (it hooks ``forward``)."""
+
+    def __init__(self, model: FusionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *clips: Tensor) -> Tensor:
+        return self.model.logit(*clips)
+
+
+def build_model(tcfg: TrainingConfig, kinetics: Mapping[str, Tensor] | None = None) -> FusionModel:
+    model = create_model(variant=tcfg.variant, dropout_rate=tcfg.dropout_rate, width=tcfg.width)
+    if kinetics is not None:
+        names = load_pretrained_backbones(model, kinetics)
+        log.info("backbones %s initialised from %s", ", ".join(names), tcfg.pretrained)
+    return model
+
+
+def load_pretrained(tcfg: TrainingConfig) -> dict[str, Tensor] | None:
+    if tcfg.pretrained is None:
+        return None
+    if tcfg.width != 64:
+        raise ConfigError(f"pretrained Kinetics weights fit width 64 (slow_r50), not --width {tcfg.width}")
+    path = Path(tcfg.pretrained).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"pretrained Kinetics weights not found: {path} (training.pretrained / --pretrained)")
+    state = load_kinetics_state(path)  # ModelLoadError (one line) for a file that is not a slow_r50 state
+    try:  # fail before any preprocessing, with the first key that does not fit
+        load_pretrained_backbones(create_model(variant=tcfg.variant, dropout_rate=0.0, width=64), state)
+    except ValueError as exc:
+        raise ConfigError(f"{tcfg.pretrained}: {exc}") from None
+    return state
+
+
+# --------------------------------------------------------------------------- one epoch
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable,
+                    device: torch.device, epoch: int, *, scaler: torch.amp.GradScaler | None = None,
+                    amp_dtype: torch.dtype | None = None, progress: bool = True,
+                    ctx: DistContext | None = None) -> float:
+    """One pass over ``loader``; ``model(*clips)`` returns logits (a :class:`LogitModel`, maybe DDP-wrapped).
+
+    Returns the mean training loss per window (over every process when distributed).
+    """
+    from tqdm import tqdm
+
+    model.train()
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, windows
+    bar = tqdm(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not progress)
+    for clips, labels, _participants in bar:
+        clips = [c.to(device, non_blocking=True) for c in clips]
+        labels = labels.to(device, non_blocking=True)
+        with autocast_for(device, amp_dtype):
+            logits = model(*clips)
+        loss = criterion(logits.float(), labels)
+        value = loss.item()
+        if scaler is None and not math.isfinite(value):  # (the grad scaler skips non-finite fp16 steps itself)
+            raise FloatingPointError(f"training loss is {value} at epoch {epoch}; try a lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        total += torch.tensor([value * labels.numel(), labels.numel()], dtype=torch.float64, device=device)
+        bar.set_postfix(loss=f"{value:.4f}")
+    if ctx is not None and ctx.distributed:
+        torch.distributed.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+
+def participant_metrics(probs: Sequence[float], labels: Sequence[int], participants: Sequence[str]) -> dict[str, Any]:
+    """Metrics per participant: the mean p_asd of its windows against its label, threshold 0.5."""
+    by: dict[str, list[float]] = defaultdict(list)
+    label_of: dict[str, int] = {}
+    for p, y, who in zip(probs, labels, participants, strict=True):
+        by[who].append(float(p))
+        label_of[who] = int(y)
+    ids = sorted(by)
+    return binary_metrics([label_of[i] for i in ids], [int(np.mean(by[i]) >= 0.5) for i in ids])
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, criterion: nn.Module, loader: Iterable, device: torch.device, *,
+             amp_dtype: torch.dtype | None = None, progress: bool = True, ctx: DistContext | None = None,
+             desc: str = "validate") -> dict[str, Any]:
+    """Score every window of ``loader``; returns loss (mean per window), window and participant metrics,
+    and the predictions (``probs``, ``labels``, ``participants``). Distributed: each process scores its
+    share (not padded) and the predictions are gathered, so every process returns the same result."""
+    from tqdm import tqdm
+
+    model = _unwrap(model)  # DDP's forward syncs buffers: processes with uneven shares would wait forever
+    model.eval()
+    losses: list[float] = []
+    probs: list[float] = []
+    labels: list[int] = []
+    participants: list[str] = []
+    for clips, y, who in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        clips = [c.to(device, non_blocking=True) for c in clips]
+        y = y.to(device, non_blocking=True)
+        with autocast_for(device, amp_dtype):
+            logits = model(*clips)
+        logits = logits.float()
+        losses.extend(nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").tolist())
+        probs.extend(torch.sigmoid(logits).tolist())
+        labels.extend(int(v) for v in y.tolist())
+        participants.extend(who)
+    if ctx is not None and ctx.distributed:
+        gathered: list[Any] = [None] * ctx.world_size
+        torch.distributed.all_gather_object(gathered, (losses, probs, labels, participants))
+        losses, probs, labels, participants = ([x for part in gathered for x in part[i]] for i in range(4))
+    window = binary_metrics(labels, [int(p >= 0.5) for p in probs])
+    return {"loss": float(np.mean(losses)) if losses else float("nan"), "window": window,
+            "participant": participant_metrics(probs, labels, participants),
+            "probs": probs, "labels": labels, "participants": participants}
+
+
+# --------------------------------------------------------------------------- one fold
+
+
+def _loaders(train_ds: WindowDataset, val_ds: WindowDataset, tcfg: TrainingConfig, ctx: DistContext,
+             fold: int) -> tuple[DataLoader, DataLoader, DistributedSampler | None, torch.Generator]:
+    pin = ctx.device.type == "cuda"
+    generator = torch.Generator()
+    sampler = None
+    if ctx.distributed:
+        sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                     seed=tcfg.seed + fold)
+        val_part: Any = Subset(val_ds, list(range(ctx.rank, len(val_ds), ctx.world_size)))
+    else:
+        val_part = val_ds
+    train_loader = DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                              num_workers=tcfg.num_workers, pin_memory=pin, generator=generator, drop_last=False,
+                              persistent_workers=tcfg.num_workers > 0)
+    val_loader = DataLoader(val_part, batch_size=tcfg.batch_size, shuffle=False, num_workers=tcfg.num_workers,
+                            pin_memory=pin, persistent_workers=tcfg.num_workers > 0)
+    return train_loader, val_loader, sampler, generator
+
+
+def _history_row(epoch: int, train_loss: float, ev: Mapping[str, Any], lr: float, seconds: float) -> dict[str, Any]:
+    w = ev["window"]
+    return {"epoch": epoch, "train_loss": train_loss, "val_loss": ev["loss"], "val_accuracy": w["accuracy"],
+            "val_precision": w["precision"], "val_recall": w["recall"], "val_f1": w["f1"],
+            "val_participant_accuracy": ev["participant"]["accuracy"], "lr": lr, "seconds": round(seconds, 2)}
+
+
+def _from_main(ctx: DistContext, fn: Any) -> Any:
+    """``fn()`` on rank 0, its value broadcast to every process (files may exist on rank 0's host only)."""
+    value = fn() if ctx.is_main else None
+    if ctx.distributed:
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        value = box[0]
+    return value
+
+
+def _load_state(path: Path, signature: str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, foreign pickle refused by weights_only, ...
+        raise ConfigError(f"cannot resume from {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                          " (delete it to restart this fold)") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+        raise ConfigError(f"cannot resume from {path}: not a dualgait training state (version {STATE_VERSION})")
+    if state.get("signature") != signature:
+        raise ConfigError(f"cannot resume from {path}: it belongs to a run with other settings, manifest or folds "
+                          "(use the same settings, or a new --output)")
+    return state
+
+
+def train_fold(fold: Fold, recordings: Sequence[RecordingWindows], tcfg: TrainingConfig, out_dir: str | Path, *,
+               ctx: DistContext | None = None, signature: str = "", meta: Mapping[str, Any] | None = None,
+               resume: bool = False, kinetics: Mapping[str, Tensor] | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Train and validate one fold with early stopping; returns the fold's result (also DIR/fold{k}/result.json).
+
+    ``meta`` goes into the best checkpoint's provenance (with fold, epoch and validation metrics).
+    """
+    ctx = ctx or DistContext(torch.device("cpu"))
+    progress = progress and ctx.is_main
+    fold_dir = Path(out_dir) / f"fold{fold.index}"
+    result_path, last_path, best_path = fold_dir / "result.json", fold_dir / "last.pt", fold_dir / "best.pt"
+    done = _from_main(ctx, lambda: json.loads(result_path.read_text(encoding="utf-8"))
+                      if resume and result_path.is_file() else None)
+    if done is not None:
+        finished = done.get("stopped_early") or done.get("epochs_run", 0) >= tcfg.epochs_max
+        if done.get("signature") == signature and finished:
+            log.info("fold %d: finished earlier (best epoch %s), skipped", fold.index, done.get("best_epoch"))
+            return done
+
+    seed_everything(tcfg.seed + fold.index)
+    model = build_model(tcfg, kinetics)
+    spec = ModelSpec(variant=tcfg.variant, dropout_rate=tcfg.dropout_rate, input_px=tcfg.input_px,
+                     frames=tcfg.frames, width=tcfg.width)
+    views = model.views
+    train_ds = WindowDataset(recordings, views=views, participants=fold.train)
+    val_ds = WindowDataset(recordings, views=views, participants=fold.val)
+    if len(train_ds) == 0 or len(val_ds) == 0:
+        raise ConfigError(f"fold {fold.index} has {len(train_ds)} training and {len(val_ds)} validation windows; "
+                          "every fold needs both")
+    log.info("fold %d: %d train windows (%d participants), %d validation windows (%d participants)", fold.index,
+             len(train_ds), len(fold.train), len(val_ds), len(fold.val))
+
+    logit_model = LogitModel(model).to(ctx.device)
+    if ctx.distributed and ctx.device.type == "cuda":
+        logit_model = nn.SyncBatchNorm.convert_sync_batchnorm(logit_model)
+    optimizer = torch.optim.Adam(logit_model.parameters(), lr=tcfg.lr)
+    amp_dtype, scaler = amp_settings(ctx.device, tcfg.amp)
+    criterion = nn.BCEWithLogitsLoss()
+
+    epoch, best_loss, best_epoch, bad_epochs = 0, math.inf, 0, 0
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+    state = _from_main(ctx, lambda: _load_state(last_path, signature) if resume and last_path.is_file() else None)
+    if state is not None:
+        logit_model.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        epoch, best_loss, best_epoch = int(state["epoch"]), float(state["best_loss"]), int(state["best_epoch"])
+        bad_epochs, history, best = int(state["bad_epochs"]), list(state["history"]), dict(state["best"])
+        log.info("fold %d: resumed after epoch %d (best epoch %d, val loss %.4f)", fold.index, epoch, best_epoch,
+                 best_loss)
+
+    train_model: nn.Module = logit_model
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(logit_model, device_ids=ids)
+    train_loader, val_loader, sampler, generator = _loaders(train_ds, val_ds, tcfg, ctx, fold.index)
+
+    while epoch < tcfg.epochs_max and bad_epochs < tcfg.patience:
+        epoch += 1
+        t0 = time.perf_counter()
+        generator.manual_seed(tcfg.seed * 1_000_003 + fold.index * 1009 + epoch)  # same order on resume
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_loss = train_one_epoch(train_model, criterion, optimizer, train_loader, ctx.device, epoch,
+                                     scaler=scaler, amp_dtype=amp_dtype, progress=progress, ctx=ctx)
+        ev = evaluate(logit_model, criterion, val_loader, ctx.device, amp_dtype=amp_dtype, progress=progress,
+                      ctx=ctx, desc=f"epoch {epoch} validate")
+        history.append(_history_row(epoch, train_loss, ev, optimizer.param_groups[0]["lr"],
+                                    time.perf_counter() - t0))
+        improved = ev["loss"] < best_loss
+        if improved:
+            best_loss, best_epoch, bad_epochs = ev["loss"], epoch, 0
+            best = {"window": ev["window"], "participant": ev["participant"],
+                    "predictions": {"probs": ev["probs"], "labels": ev["labels"], "participants": ev["participants"]}}
+            if ctx.is_main:
+                save_checkpoint(best_path, logit_model.model, spec, meta={
+                    **dict(meta or {}), "fold": fold.index, "epoch": epoch, "val_loss": ev["loss"],
+                    "val_metrics": ev["window"], "val_participant_metrics": ev["participant"],
+                    "val_participants": list(fold.val), "train_participants": list(fold.train),
+                    "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        else:
+            bad_epochs += 1
+        w = ev["window"]
+        log.info("fold %d epoch %d: train loss %.4f, val loss %.4f, acc %.3f, prec %.3f, rec %.3f, F1 %.3f%s "
+                 "(%.1f s)", fold.index, epoch, train_loss, ev["loss"], w["accuracy"], w["precision"], w["recall"],
+                 w["f1"], " *best*" if improved else f" ({bad_epochs}/{tcfg.patience} without improvement)",
+                 time.perf_counter() - t0)
+        if ctx.is_main:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            state = {"format": STATE_FORMAT, "version": STATE_VERSION, "signature": signature, "epoch": epoch,
+                     "model": {k: v.detach().cpu() for k, v in logit_model.model.state_dict().items()},
+                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                     "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                     "history": history, "best": best, "rng": rng_state()}
+            tmp = last_path.with_name(last_path.name + ".tmp")
+            torch.save(state, tmp)
+            tmp.replace(last_path)
+    stopped_early = bad_epochs >= tcfg.patience
+    if stopped_early:
+        log.info("fold %d: stopped early after epoch %d; best epoch %d (val loss %.4f)", fold.index, epoch,
+                 best_epoch, best_loss)
+    result = {"fold": fold.index, "signature": signature, "best_epoch": best_epoch, "best_val_loss": best_loss,
+              "epochs_run": epoch, "stopped_early": stopped_early, "window": best.get("window"),
+              "participant": best.get("participant"), "train_participants": len(fold.train),
+              "val_participants": len(fold.val), "train_windows": len(train_ds), "val_windows": len(val_ds),
+              "checkpoint": str(best_path), "history": history, "predictions": best.get("predictions")}
+    if ctx.is_main:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def is_synthetic(rows: Sequence[Any]) -> bool:
+    """A manifest is synthetic when every row's notes say so."""
+    return bool(rows) and all("synthetic" in (row.notes or "").lower() for row in rows)
+
+
+def run_signature(parts: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_cross_validation(recordings: Sequence[RecordingWindows], tcfg: TrainingConfig, out_dir: str | Path, *,
+                         ctx: DistContext | None = None, info: Mapping[str, Any] | None = None,
+                         resume: bool = False, progress: bool = True,
+                         kinetics: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+    """Folds over the participants with windows, one :func:`train_fold` each, then the report (rank 0).
+
+    ``kinetics``: the Kinetics state dict of ``tcfg.pretrained`` when already loaded (else loaded here).
+    """
+    from training.report import write_report
+
+    ctx = ctx or DistContext(torch.device("cpu"))
+    out = Path(out_dir)
+    info = dict(info or {})
+    usable = [r for r in recordings if len(r)]
+    labels = participant_labels((r.participant_id, r.label) for r in recordings)
+    with_windows = {r.participant_id for r in usable}
+    dropped = sorted(set(labels) - with_windows)
+    if dropped:
+        log.warning("%d participants have no usable window and are left out: %s", len(dropped), ", ".join(dropped))
+    folds = make_folds({p: y for p, y in labels.items() if p in with_windows}, folds=tcfg.folds, seed=tcfg.seed)
+    settings = {k: v for k, v in asdict(tcfg).items()
+                if k not in ("epochs_max", "patience", "num_workers", "cache_dir", "device", "amp")}
+    signature = run_signature({"settings": settings, "manifest_sha256": info.get("manifest_sha256"),
+                               "folds": [f.val for f in folds]})
+    if kinetics is None:
+        kinetics = load_pretrained(tcfg)
+    previous = _from_main(ctx, lambda: json.loads((out / "run.json").read_text(encoding="utf-8"))
+                          if resume and (out / "run.json").is_file() else None)
+    if previous is not None and previous.get("signature") != signature:
+        raise ConfigError(f"cannot resume {out}: it holds a run with other settings, manifest or folds "
+                          "(use the same settings, or a new --output)")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        run = {"signature": signature, "training": asdict(tcfg), **info, "world_size": ctx.world_size,
+               "device": str(ctx.device), "torch": torch.__version__, "host": platform.node(),
+               "folds": [{"fold": f.index, "val": list(f.val), "train": list(f.train)} for f in folds],
+               "left_out_participants": dropped}
+        (out / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    meta = {"synthetic": bool(info.get("synthetic")), "manifest": info.get("manifest"),
+            "manifest_sha256": info.get("manifest_sha256"), "folds": tcfg.folds, "seed": tcfg.seed, "lr": tcfg.lr,
+            "batch_size": tcfg.batch_size, "world_size": ctx.world_size, "pretrained": tcfg.pretrained,
+            "run_signature": signature, "trained_by": "dualgait train (training.train)"}
+    results = [train_fold(fold, recordings, tcfg, out, ctx=ctx, signature=signature, meta=meta, resume=resume,
+                          kinetics=kinetics, progress=progress) for fold in folds]
+    report: dict[str, Any] = {}
+    if ctx.is_main:
+        report = write_report(out, variant=tcfg.variant, folds=results,
+                              info={**info, "signature": signature, "training": asdict(tcfg)})
+        summary = report["mean_std"]["window"]
+        log.info("%s, %d folds: accuracy %.3f ± %.3f, precision %.3f ± %.3f, recall %.3f ± %.3f, F1 %.3f ± %.3f",
+                 tcfg.variant, len(results), *(v for m in ("accuracy", "precision", "recall", "f1")
+                                               for v in (summary[m]["mean"], summary[m]["std"])))
+    return report
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_output(out: Path, resume: bool) -> None:
+    previous = out.is_dir() and (any(out.glob("fold*/last.pt")) or (out / "metrics.json").exists()
+                                 or (out / "run.json").exists())
+    if previous and not resume:
+        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it, "
+                          "or choose another --output")
+
+
+def run_train(args: argparse.Namespace, cfg: Any) -> int:
+    """``dualgait train``: manifest -> preprocessing (live code, cached) -> K folds -> report. Returns 0."""
+    from training.data import load_windows, window_config
+    from training.manifest import ManifestError, read_manifest
+
+    tcfg = resolve_training_config(args, cfg)
+    window_config(cfg, tcfg)  # T must match the live windows: fail before anything runs
+    out = Path(args.output).expanduser().resolve()
+    resume = bool(getattr(args, "resume", False))
+    ctx = setup_distributed(tcfg.device)
+    handler: logging.Handler | None = None
+    try:
+        if ctx.is_main:
+            _check_output(out, resume)
+            out.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(out / "train.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+            logging.getLogger().addHandler(handler)
+        try:
+            rows = read_manifest(args.manifest)
+        except ManifestError as exc:
+            raise ConfigError(str(exc)) from None
+        manifest = Path(args.manifest).resolve()
+        synthetic = is_synthetic(rows)
+        kinetics = load_pretrained(tcfg)  # a bad file fails now, not after the preprocessing
+        log.info("manifest %s: %d recordings of %d participants%s; variant %s, %d folds, device %s%s", manifest,
+                 len(rows), len({r.participant_id for r in rows}), " (synthetic)" if synthetic else "", tcfg.variant,
+                 tcfg.folds, ctx.device, f", {ctx.world_size} processes" if ctx.distributed else "")
+        recordings = load_windows(rows, cfg, tcfg) if ctx.is_main else []
+        ctx.barrier()  # rank 0 has filled the cache; the others read it (or preprocess on another host)
+        if not ctx.is_main:
+            recordings = load_windows(rows, cfg, tcfg, progress=False)
+        seed_everything(tcfg.seed)
+        info = {"manifest": str(manifest), "manifest_sha256": _file_sha256(manifest), "synthetic": synthetic,
+                "recordings": len(rows), "windows": sum(len(r) for r in recordings)}
+        run_cross_validation(recordings, tcfg, out, ctx=ctx, info=info, resume=resume, kinetics=kinetics)
+        if ctx.is_main:
+            print(f"dualgait train: wrote {out / 'table.md'}, {out / 'metrics.json'} and fold*/best.pt; use a fold's "
+                  f"model with --set inference.model.weights={out / 'fold1' / 'best.pt'} "
+                  f"--set inference.crop.input_px={tcfg.input_px}", flush=True)
+        return 0
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        if ctx.distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
