@@ -66,7 +66,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
         for src in sources.values():
             src.close()
         torch.set_num_threads(threads)
-    log.info("collected %d windows from %s + %s", len(collector.clips), front, side)
+    log.debug("collected %d windows from %s + %s", len(collector.clips), front, side)
     return collector.clips[:max_windows]
 
 
