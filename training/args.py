@@ -30,6 +30,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--pretrained", help="Kinetics-400 slow_r50 file (SLOW_8x8_R50.pyth) to initialise backbones")
     parser.add_argument("--cache-dir", help="preprocessed windows (default: training.cache_dir)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="appearance augmentation of training clips (default: training.augment, on)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in DIR: skip finished folds, resume the unfinished one from last.pt")
     return parser
@@ -37,7 +39,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 _ARG_KEYS = {"variant": "variant", "folds": "folds", "epochs_max": "epochs_max", "patience": "patience",
              "input_px": "input_px", "width": "width", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-             "device": "device", "pretrained": "pretrained", "cache_dir": "cache_dir", "amp": "amp"}
+             "device": "device", "pretrained": "pretrained", "cache_dir": "cache_dir", "amp": "amp",
+             "augment": "augment"}
 
 
 def resolve_training_config(args: argparse.Namespace, cfg: Any) -> TrainingConfig:

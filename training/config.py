@@ -42,6 +42,9 @@ class TrainingConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # mixed precision: fp16 autocast + grad scaling on cuda, bf16 autocast on cpu
     amp: bool = False
+    # appearance augmentation of training clips (training.augment; not in the paper): without it small
+    # data sets are learned by walker identity instead of posture
+    augment: bool = True
 
     def __post_init__(self) -> None:
         if self.folds < 2:

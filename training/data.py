@@ -367,8 +367,10 @@ class WindowDataset(Dataset):
     """
 
     def __init__(self, recordings: Sequence[RecordingWindows], *, views: Sequence[str] = VIEWS,
-                 participants: Sequence[str] | None = None) -> None:
+                 participants: Sequence[str] | None = None, augment: bool = False) -> None:
         keep = None if participants is None else set(participants)
+        # training only: appearance augmentation (training.augment), drawn from torch's seeded RNG
+        self.augment = augment
         self.recordings = [r for r in recordings if keep is None or r.participant_id in keep]
         self.views = tuple(views)
         self.index = [(i, w) for i, r in enumerate(self.recordings) for w in range(len(r))]
@@ -383,5 +385,11 @@ class WindowDataset(Dataset):
 
         i, w = self.index[item]
         rec = self.recordings[i]
-        clips = tuple(torch.from_numpy(preprocess(np.asarray(rec.clips[v][w]))[0]) for v in self.views)
+        raw = [np.asarray(rec.clips[v][w]) for v in self.views]  # (T, H, W, 3) uint8 BGR each
+        if self.augment:
+            from training.augment import augment_clip
+
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+            raw = [augment_clip(clip, rng) for clip in raw]
+        clips = tuple(torch.from_numpy(preprocess(clip)[0]) for clip in raw)
         return clips, torch.tensor(float(rec.label)), rec.participant_id

@@ -43,7 +43,8 @@ class DemoRecipe:
     lr: float = 5e-4  # from scratch and tiny: faster than the paper's 1e-4 for fine-tuning
     batch_size: int = 8
     val_fraction: float = 0.25
-    version: int = 1  # bump when the simulator or the training changes what this recipe produces
+    augment: bool = True
+    version: int = 2  # bump when the simulator or the training changes what this recipe produces
 
     def key(self) -> str:
         import hashlib
@@ -102,6 +103,7 @@ def _build(cfg: DualgaitConfig, recipe: DemoRecipe, work: Path, *, progress: boo
     tcfg = replace(cfg.training, variant=recipe.variant, width=recipe.width, input_px=recipe.input_px,
                    epochs_max=recipe.epochs_max, patience=recipe.patience, lr=recipe.lr,
                    batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", pretrained=None,
+                   augment=recipe.augment,
                    cache_dir=str(work / "windows"), folds=max(2, round(1 / recipe.val_fraction)))
     recordings = load_windows(rows, cfg, tcfg, progress=progress)
     labels = participant_labels((r.participant_id, r.label) for r in recordings if len(r))

@@ -299,7 +299,7 @@ def train_fold(fold: Fold, recordings: Sequence[RecordingWindows], tcfg: Trainin
     spec = ModelSpec(variant=tcfg.variant, dropout_rate=tcfg.dropout_rate, input_px=tcfg.input_px,
                      frames=tcfg.frames, width=tcfg.width)
     views = model.views
-    train_ds = WindowDataset(recordings, views=views, participants=fold.train)
+    train_ds = WindowDataset(recordings, views=views, participants=fold.train, augment=tcfg.augment)
     val_ds = WindowDataset(recordings, views=views, participants=fold.val)
     if len(train_ds) == 0 or len(val_ds) == 0:
         raise ConfigError(f"fold {fold.index} has {len(train_ds)} training and {len(val_ds)} validation windows; "
