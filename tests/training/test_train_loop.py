@@ -13,8 +13,9 @@ from inference.models import ModelSpec, load_checkpoint, save_checkpoint
 from training import train as train_mod
 from training.config import TrainingConfig
 from training.data import RecordingWindows, WindowDataset
+from training.engine import LogitModel, build_model, evaluate, train_one_epoch
 from training.folds import Fold
-from training.train import LogitModel, build_model, evaluate, run_cross_validation, train_fold, train_one_epoch
+from training.train import run_cross_validation, train_fold
 
 CPU = torch.device("cpu")
 
@@ -137,7 +138,7 @@ def test_resume_continues_from_saved_epoch(tmp_path, monkeypatch):
 def test_pretrained_errors(tmp_path):
     """Kinetics weights need width 64 and an existing file: one-line errors before any work."""
     from dualgait.configtools import ConfigError
-    from training.train import load_pretrained
+    from training.engine import load_pretrained
 
     assert load_pretrained(_tcfg()) is None
     with pytest.raises(ConfigError, match="fit width 64"):
