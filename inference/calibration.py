@@ -7,12 +7,16 @@ wrong activation ranges for both). The recording is read as fast as it decodes, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dualgait.config import DualgaitConfig
 from dualgait.messages import VIEWS, Frame
+
+if TYPE_CHECKING:
+    from inference.pipeline import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,14 @@ class _ClipCollector:
         return {"p_asd": 0.5}  # never published: the pipeline's scores are discarded
 
 
-def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int) -> list[dict[str, np.ndarray]]:
-    """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops."""
+def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
+                    trackers: Mapping[str, Tracker] | None = None,
+                    on_frame: Callable[[str, int, np.ndarray], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops.
+
+    ``trackers`` replace the YOLO tracker per view (e.g. true boxes); ``on_frame(view, index, image)``
+    sees each decoded frame just before it enters the pipeline.
+    """
     import torch
 
     from capture.replay import VideoFileSource
@@ -45,8 +55,9 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
 
     threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
     collector = _ClipCollector()
-    trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
-    pipeline = InferencePipeline(cfg.inference, trackers=trackers, engine=collector, clock_ns=lambda: 0)
+    if trackers is None:
+        trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
+    pipeline = InferencePipeline(cfg.inference, trackers=dict(trackers), engine=collector, clock_ns=lambda: 0)
     sources = {"front": VideoFileSource(front), "side": VideoFileSource(side)}
     try:
         streams = {view: src.frames() for view, src in sources.items()}
@@ -57,6 +68,8 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
                 if decoded is None:
                     continue
                 pushed = True
+                if on_frame is not None:
+                    on_frame(view, decoded.index, decoded.image)
                 frame = Frame(view, decoded.index, decoded.pts_ns, decoded.pts_ns, decoded.image,
                               source_ts_ns=decoded.pts_ns)
                 pipeline.push(frame, received_ns=0)

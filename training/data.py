@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from dualgait.config import DualgaitConfig, with_overrides
 from dualgait.configtools import ConfigError
-from dualgait.messages import VIEWS, Frame
+from dualgait.messages import VIEWS
 from inference.detector import Detection
 from training.config import TrainingConfig
 from training.manifest import ManifestRow
@@ -185,38 +185,6 @@ def cache_key(row: ManifestRow, cfg: DualgaitConfig) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _clips_with_trackers(cfg: DualgaitConfig, front: str, side: str,
-                         trackers: dict[str, Any]) -> list[dict[str, np.ndarray]]:
-    """:func:`inference.calibration.recording_clips` with given trackers (the same loop and pipeline)."""
-    from capture.replay import VideoFileSource
-    from inference.calibration import _ClipCollector
-    from inference.pipeline import InferencePipeline
-
-    collector = _ClipCollector()
-    pipeline = InferencePipeline(cfg.inference, trackers=trackers, engine=collector, clock_ns=lambda: 0)
-    sources = {"front": VideoFileSource(front), "side": VideoFileSource(side)}
-    try:
-        streams = {view: src.frames() for view, src in sources.items()}
-        while True:
-            pushed = False
-            for view in VIEWS:
-                decoded = next(streams[view], None)
-                if decoded is None:
-                    continue
-                pushed = True
-                if isinstance(trackers[view], TrueBoxTracker):
-                    trackers[view].expect(decoded.image, decoded.index)
-                frame = Frame(view, decoded.index, decoded.pts_ns, decoded.pts_ns, decoded.image,
-                              source_ts_ns=decoded.pts_ns)
-                pipeline.push(frame, received_ns=0)
-            if not pushed:
-                break
-    finally:
-        for src in sources.values():
-            src.close()
-    return collector.clips
-
-
 def extract_windows(row: ManifestRow, cfg: DualgaitConfig) -> dict[str, np.ndarray]:
     """Run the live pipeline code on one recording: view -> (N, T, H, W, 3) uint8 BGR crops."""
     from inference.calibration import recording_clips
@@ -231,7 +199,12 @@ def extract_windows(row: ManifestRow, cfg: DualgaitConfig) -> dict[str, np.ndarr
         for view, path in true_boxes.items():
             trackers[view] = (TrueBoxTracker(read_boxes(path), name=f"{row.participant_id} {view}")
                               if path is not None else PatientTracker(cfg.inference.detector))
-        clips = _clips_with_trackers(cfg, str(row.front), str(row.side), trackers)
+        def register(view: str, index: int, image: np.ndarray) -> None:
+            if isinstance(trackers[view], TrueBoxTracker):
+                trackers[view].expect(image, index)
+
+        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize, trackers=trackers,
+                                on_frame=register)
         for view, tracker in trackers.items():
             if isinstance(tracker, TrueBoxTracker):
                 log.info("%s %s: true boxes from %s (box in %d of %d sampled frames)", row.participant_id, view,
