@@ -17,45 +17,18 @@ pytestmark = [pytest.mark.gpu,
 TOLERANCE = 0.01
 
 
-def _spread_model_and_inputs(batch: int = 8, input_px: int = 64, frames: int = 8):
-    """single_front, random init, head rescaled so the fp32 probabilities fall on both sides of 0.5.
-
-    (A randomly initialised slow_r50 gives p ~= 0.498 for every input; centring and scaling the
-    1-unit head gives logits of std ~2 without touching the backbone whose numerics are tested.)
-    """
-    from inference.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(variant="single_front").eval()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 3, frames, input_px, input_px)).astype(np.float32)
-    x *= np.linspace(0.2, 3.0, batch, dtype=np.float32).reshape(batch, 1, 1, 1, 1)
-    x += np.linspace(-2.0, 2.0, batch, dtype=np.float32).reshape(batch, 1, 1, 1, 1)
-    proj = model.backbone.blocks[5].proj
-    with torch.inference_mode():
-        logits = model.logit(torch.from_numpy(x))  # (B,)
-    scale, centre = 2.0 / float(logits.std()), float(logits.mean())
-    with torch.no_grad():
-        proj.weight.mul_(scale)
-        proj.bias.copy_(proj.bias * scale - scale * centre)
-    with torch.inference_mode():
-        reference = model(torch.from_numpy(x)).numpy()  # (B, 1) CPU fp32
-    assert (reference > 0.5).any() and (reference < 0.5).any() and np.abs(reference - 0.5).min() > 0.02
-    return model, x, reference
-
-
 def _assert_parity(out: np.ndarray, reference: np.ndarray) -> None:
     assert out.shape == reference.shape and out.dtype == np.float32
     assert np.abs(out - reference).max() <= TOLERANCE
     assert np.array_equal(out > 0.5, reference > 0.5)
 
 
-def test_torch_cuda_fp16_cuda_graph_parity() -> None:
+def test_torch_cuda_fp16_cuda_graph_parity(spread_single_front) -> None:
     import copy
 
     from inference.engines.torch_engine import TorchEngine
 
-    model, x, reference = _spread_model_and_inputs()
+    model, x, reference = spread_single_front
     engine = TorchEngine(copy.deepcopy(model), device="cuda", precision="fp16", cuda_graphs=True, graph_batch=1)
     assert engine.name == "torch-cuda-fp16"
     _assert_parity(engine.infer([x]), reference)  # batch 8: eager fp16
@@ -72,7 +45,7 @@ def test_torch_cuda_fp16_cuda_graph_parity() -> None:
     _assert_parity(rows, reference)
 
 
-def test_onnxruntime_cuda_parity(tmp_path: Path) -> None:
+def test_onnxruntime_cuda_parity(tmp_path: Path, spread_single_front) -> None:
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip(f"onnxruntime here has no CUDAExecutionProvider ({', '.join(ort.get_available_providers())})")
@@ -80,7 +53,7 @@ def test_onnxruntime_cuda_parity(tmp_path: Path) -> None:
     from inference.engines.factory import LoadedModel, build_engine
     from inference.models.checkpoint import ModelSpec
 
-    model, x, reference = _spread_model_and_inputs()
+    model, x, reference = spread_single_front
     loaded = LoadedModel(model, ModelSpec(variant="single_front", input_px=64, frames=8), untrained=True,
                          source="test")
     cfg = ModelConfig(engine="onnxruntime", device="cuda", precision="fp32", cache_dir=str(tmp_path), max_batch=8)
