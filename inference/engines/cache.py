@@ -23,8 +23,11 @@ def resolve_cache_dir(path: str) -> Path:
 
 
 class EngineCache:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, rebuild: bool = False) -> None:
         self.root = resolve_cache_dir(str(root))
+        # rebuild: replace each entry asked for in this cache's lifetime (once), leave all others alone
+        self.rebuild = rebuild
+        self._rebuilt: set[Path] = set()
 
     @staticmethod
     def digest(key: Mapping[str, object]) -> str:
@@ -36,6 +39,9 @@ class EngineCache:
     def get_or_build(self, kind: str, key: Mapping[str, object], build: Callable[[Path], None]) -> tuple[Path, bool]:
         """Return ``(folder, built)``; ``build(tmp_folder)`` writes the artefact when it is not cached."""
         final = self.entry(kind, key)
+        if self.rebuild and final not in self._rebuilt:
+            self._rebuilt.add(final)
+            shutil.rmtree(final, ignore_errors=True)
         if (final / "key.json").is_file():
             return final, False
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ def _int8_artifact(loaded: LoadedModel, cache: EngineCache, onnx_digest: str, on
     import openvino as ov
 
     key = {"onnx": onnx_digest, "openvino": ov.get_version(), "precision": "int8"}
-    if calibration is None and not (cache.entry("openvino-int8", key) / "key.json").is_file():
+    if calibration is None and (cache.rebuild or not (cache.entry("openvino-int8", key) / "key.json").is_file()):
         raise EngineError("no int8 model for these weights yet: build it once with "
                           "`dualgait export --format openvino --precision int8` (it calibrates on a recording)")
 
@@ -113,12 +113,7 @@ def build_engine(loaded: LoadedModel, cfg: ModelConfig, *, calibration: Calibrat
         from inference.engines.tensorrt_engine import require_tensorrt
 
         require_tensorrt()
-    cache = EngineCache(cfg.cache_dir)
-    if rebuild:
-        import shutil
-
-        for kind in ("onnx", "openvino-int8", "tensorrt"):
-            shutil.rmtree(cache.root / kind, ignore_errors=True)
+    cache = EngineCache(cfg.cache_dir, rebuild=rebuild)
     onnx_path, onnx_digest = onnx_artifact(loaded, cache, max_batch=cfg.max_batch)
     views, outputs = loaded.model.views, loaded.model.output_names
     if cfg.engine == "openvino":
