@@ -22,9 +22,25 @@ Frame layout (``type = "frame"``, capture -> inference)::
         raw:  height * width * channels bytes, uint8, row-major HWC (C-contiguous)
         jpeg: a JPEG file; its decoded size must equal width x height x channels
 
-End of stream (``type = "eos"``, capture -> inference and inference -> aggregator)::
+End of stream (``type = "eos"``, inference -> aggregator)::
 
     part 0: header JSON {v, type: "eos", source: str, reason: str, stats: {str: number}}
+
+Camera state event (``type = "camera_state"``, capture -> inference -> aggregator, on every change)::
+
+    part 0: header JSON
+        view             "front" | "side"
+        state            "connected" | "stalled" | "reconnecting" | "ended"
+        reason           str   why (empty for a first connection)
+        attempt          int >= 0   reconnection attempt (0 when connected or ended)
+        mono_ns, wall_ns int   host clocks when the state was entered
+        counters         {str: int >= 0}  at least frames_sent, frames_dropped_injected,
+                         send_drops, reconnects (see capture.state.COUNTERS)
+
+Heartbeat (``type = "heartbeat"``, capture -> inference, every ``capture.heartbeat_s``, also while the
+camera is stalled or reconnecting, so "camera silent" is told apart from "capture process gone")::
+
+    part 0: header JSON {v, type: "heartbeat", view, state, mono_ns, wall_ns, last_seq: int | null, counters}
 
 Window score (``type = "window"``, inference -> aggregator)::
 
@@ -59,7 +75,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-PROTOCOL_VERSION = 2  # 2: window scores carry view_weights and synthetic
+PROTOCOL_VERSION = 3  # 2: window scores carry view_weights and synthetic; 3: camera_state, heartbeat
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -345,11 +361,84 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
     )
 
 
+# --------------------------------------------------------------------------- camera state, heartbeat
+
+CAMERA_STATES: tuple[str, ...] = ("connected", "stalled", "reconnecting", "ended")
+REQUIRED_COUNTERS: tuple[str, ...] = ("frames_sent", "frames_dropped_injected", "send_drops", "reconnects")
+
+
+@dataclass(slots=True)
+class CameraState:
+    """A capture's camera entered ``state`` (see the module docstring)."""
+
+    view: str
+    state: str
+    reason: str = ""
+    attempt: int = 0
+    mono_ns: int = 0
+    wall_ns: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """The capture process of ``view`` is alive; its camera is in ``state``."""
+
+    view: str
+    state: str
+    mono_ns: int = 0
+    wall_ns: int = 0
+    last_seq: int | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def encode_camera_state(event: CameraState) -> list[bytes]:
+    return [_dump({"v": PROTOCOL_VERSION, "type": "camera_state", **asdict(event)})]
+
+
+def encode_heartbeat(beat: Heartbeat) -> list[bytes]:
+    return [_dump({"v": PROTOCOL_VERSION, "type": "heartbeat", **asdict(beat)})]
+
+
+def _get_view_state_counters(header: dict[str, Any], parts: list[bytes]) -> tuple[str, str, dict[str, int]]:
+    if parts:
+        raise MessageError(f"{header['type']} message carries no payload parts")
+    view = _get(header, "view", str)
+    if view not in VIEWS:
+        raise MessageError(f"unknown view {view!r} (expected one of {VIEWS})")
+    state = _get(header, "state", str)
+    if state not in CAMERA_STATES:
+        raise MessageError(f"unknown camera state {state!r} (expected one of {CAMERA_STATES})")
+    counters = _get(header, "counters", dict)
+    for key, value in counters.items():
+        if type(value) is not int or value < 0:
+            raise MessageError(f"counter '{key}' is not an integer >= 0")
+    missing = [key for key in REQUIRED_COUNTERS if key not in counters]
+    if missing:
+        raise MessageError(f"counters miss {', '.join(missing)}")
+    return view, state, dict(counters)
+
+
+def decode_camera_state(header: dict[str, Any], parts: list[bytes]) -> CameraState:
+    view, state, counters = _get_view_state_counters(header, parts)
+    return CameraState(view=view, state=state, reason=_get(header, "reason", str),
+                       attempt=_get_int(header, "attempt", 0), mono_ns=_get_int(header, "mono_ns", 0),
+                       wall_ns=_get_int(header, "wall_ns", 0), counters=counters)
+
+
+def decode_heartbeat(header: dict[str, Any], parts: list[bytes]) -> Heartbeat:
+    view, state, counters = _get_view_state_counters(header, parts)
+    return Heartbeat(view=view, state=state, mono_ns=_get_int(header, "mono_ns", 0),
+                     wall_ns=_get_int(header, "wall_ns", 0),
+                     last_seq=_get_int(header, "last_seq", 0, nullable=True), counters=counters)
+
+
 # --------------------------------------------------------------------------- dispatch
 
-Message = Frame | EndOfStream | WindowScore
+Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat
 
-_DECODERS = {"frame": decode_frame, "eos": decode_eos, "window": decode_window}
+_DECODERS = {"frame": decode_frame, "eos": decode_eos, "window": decode_window,
+             "camera_state": decode_camera_state, "heartbeat": decode_heartbeat}
 
 
 def decode(parts: list[bytes]) -> Message:
