@@ -12,7 +12,7 @@ import zmq
 
 from aggregator.scoring import ScoreAggregator, summary_lines
 from dualgait.config import DualgaitConfig
-from dualgait.messages import EndOfStream, WindowScore
+from dualgait.messages import CameraState, EndOfStream, WindowScore
 from dualgait.transport import Receiver, StopFlag, mark_ready, sub_socket
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
                     if jsonl is not None:
                         jsonl.write(json.dumps(record) + "\n")
                         jsonl.flush()
+                elif isinstance(message, CameraState):
+                    _record, line = aggregator.camera_event(message)
+                    _echo(line, acfg.console)
                 elif isinstance(message, EndOfStream):
                     eos = message
                     summary = aggregator.finish(eos)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgait.messages import EndOfStream, WindowScore
+from dualgait.messages import CameraState, EndOfStream, WindowScore
 
 UNTRAINED_NOTE = "untrained model: scores are meaningless"
 SYNTHETIC_NOTE = "model trained on simulated walkers only: scores say nothing about real patients"
@@ -47,9 +47,26 @@ def _reason_kind(reason: str) -> str:
 class ScoreAggregator:
     """``update(window) -> (record, console line)``; ``finish(eos) -> summary``."""
 
+    MAX_CAMERA_EVENTS = 100  # the summary keeps the latest ones (a flapping camera must not grow it forever)
+
     def __init__(self) -> None:
         self.streams: dict[str, StreamAggregate] = {}
         self.current: StreamAggregate | None = None
+        self.camera_events: list[dict[str, Any]] = []
+        self.camera_states: dict[str, str] = {}
+
+    def camera_event(self, event: CameraState) -> tuple[dict[str, Any], str]:
+        """A camera changed state (forwarded by inference): a record and a console line."""
+        self.camera_states[event.view] = event.state
+        record = {"view": event.view, "state": event.state, "reason": event.reason, "attempt": event.attempt,
+                  "wall_ns": event.wall_ns, "counters": event.counters}
+        self.camera_events = [*self.camera_events[-(self.MAX_CAMERA_EVENTS - 1):], record]
+        detail = f" ({event.reason})" if event.reason else ""
+        attempt = f", attempt {event.attempt}" if event.attempt else ""
+        counters = event.counters
+        line = (f"camera {event.view}: {event.state}{detail}{attempt}  [sent {counters.get('frames_sent', 0)}, "
+                f"dropped {counters.get('send_drops', 0)}, reconnects {counters.get('reconnects', 0)}]")
+        return record, line
 
     def update(self, score: WindowScore) -> tuple[dict[str, Any], str]:
         agg = self.streams.get(score.session)
@@ -125,6 +142,8 @@ class ScoreAggregator:
                            "mean": round(statistics.fmean(lat), 1) if lat else None},
             "end_reason": eos.reason if eos else "aggregator stopped",
             "inference_stats": eos.stats if eos else {},
+            "camera_states": dict(self.camera_states),
+            "camera_events": list(self.camera_events),
             "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if agg.untrained else [])
             + ([SYNTHETIC_NOTE] if agg.synthetic else []),
         }

@@ -1,4 +1,4 @@
-"""Configuration of the capture processes (one per view)."""
+"""Configuration of the capture processes (one per view); docs/capture.md explains every key."""
 
 from __future__ import annotations
 
@@ -8,19 +8,43 @@ from typing import Literal
 
 @dataclass(slots=True)
 class CaptureConfig:
-    """``front`` / ``side``: the source of each view (for now a recorded video file, replayed as a camera).
+    """``front`` / ``side``: the source of each view, one string each (see :func:`capture.sources.parse_source`):
 
-    Replay publishes frame i of each file at ``start + pts_i / speed`` from one shared start instant.
+    - a video file path: replayed as a camera, frame i at ``start + pts_i / speed`` from one shared instant;
+    - ``usb:N`` (or just ``N``): USB camera N, opened with the requested width/height/fps/fourcc;
+    - ``rtsp://...``, ``http://...``, ``https://...``: an IP camera (RTSP, or HTTP MJPEG);
+    - ``synthetic:asd`` / ``synthetic:normal`` (``:SEED`` optional): a rendered synthetic walker.
     """
 
     front: str = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_front.mp4"
     side: str = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_side.mp4"
+    # USB cameras: requested settings (null: the camera's default); the granted ones are logged
+    width_px: int | None = None
+    height_px: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None  # e.g. MJPG, YUYV
+    # replay of files (and synthetic walkers)
     speed: float = 1.0
+    loop: bool = False
+    start_offset_s: float = 0.0
+    # lossless: PUSH/PULL instead of PUB/SUB, replay paced by the consumer (benchmarks, offline scoring)
+    lossless: bool = False
+    # transport
     encoding: Literal["raw", "jpeg"] = "raw"
     jpeg_quality: int = 90
     send_hwm_frames: int = 64
     # delay between process start and the shared start instant when none is given on the command line
     start_delay_s: float = 1.0
+    # camera loss: reconnect with exponential backoff (+ up to 25 % random jitter), heartbeats meanwhile
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 10.0
+    stall_timeout_s: float = 2.0
+    open_timeout_s: float = 5.0
+    heartbeat_s: float = 0.5
+    # TEST ONLY fault injection: drop this fraction of frames, delay frames by up to jitter_ms
+    inject_drop_rate: float = 0.0
+    inject_jitter_ms: float = 0.0
+    inject_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -29,6 +53,25 @@ class CaptureConfig:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.send_hwm_frames < 1:
             raise ValueError("send_hwm_frames must be >= 1")
+        for name in ("width_px", "height_px"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= 8192:
+                raise ValueError(f"{name} must be in 1..8192, got {value}")
+        if self.fps is not None and not 0 < self.fps <= 1000:
+            raise ValueError(f"fps must be in (0, 1000], got {self.fps}")
+        if self.fourcc is not None and (len(self.fourcc) != 4 or not self.fourcc.isascii()):
+            raise ValueError(f"fourcc must be 4 ASCII characters (e.g. MJPG), got {self.fourcc!r}")
+        if self.start_offset_s < 0:
+            raise ValueError(f"start_offset_s must be >= 0, got {self.start_offset_s}")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ValueError("reconnect_initial_s must be > 0 and <= reconnect_max_s")
+        for name in ("stall_timeout_s", "open_timeout_s", "heartbeat_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.inject_drop_rate < 1.0:
+            raise ValueError(f"inject_drop_rate must be in [0, 1), got {self.inject_drop_rate}")
+        if self.inject_jitter_ms < 0:
+            raise ValueError(f"inject_jitter_ms must be >= 0, got {self.inject_jitter_ms}")
 
     def source(self, view: str) -> str:
         return self.front if view == "front" else self.side

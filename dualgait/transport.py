@@ -50,11 +50,15 @@ class Receiver:
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
         self.malformed = 0
+        self.waited_ns = 0  # total time spent waiting for input: the process's idle clock
         self._last_warning_s = 0.0
 
     def poll(self, timeout_ms: int, *, max_messages: int = 256) -> Iterator[tuple[Message, int]]:
         """Wait up to ``timeout_ms`` for input, then yield (message, receive time ns) for what is queued."""
-        if not self.poller.poll(timeout_ms):
+        t0 = time.monotonic_ns()
+        ready = self.poller.poll(timeout_ms)
+        self.waited_ns += time.monotonic_ns() - t0
+        if not ready:
             return
         for _ in range(max_messages):
             try:

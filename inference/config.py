@@ -122,3 +122,11 @@ class InferenceConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     receive_hwm_frames: int = 200
     exit_on_end_of_stream: bool = False
+    # a view whose capture (heard before) sends nothing, not even a heartbeat, for this long has ended
+    view_silence_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.receive_hwm_frames < 1:
+            raise ValueError("receive_hwm_frames must be >= 1")
+        if self.view_silence_s <= 0:
+            raise ValueError(f"view_silence_s must be > 0, got {self.view_silence_s}")
