@@ -1,56 +1,191 @@
-"""A capture process: one view's source published on ZeroMQ PUB, then an end-of-stream message."""
+"""A capture process: one view's source published on ZeroMQ, with heartbeats and camera state events.
+
+The reader thread (``capture.reader``) owns the source; this loop owns the socket. It sends frames,
+publishes state changes, detects stalls, sends a heartbeat every ``heartbeat_s`` whatever the camera
+does, and on the end of the source publishes ``ended`` a few times (one message can be lost in a full
+queue downstream; inference also ends a view whose heartbeats stop).
+
+Transport:
+- live (default): XPUB with ``XPUB_NODROP``: a frame that does not fit under the high-water mark of a
+  subscriber is not queued, and is counted (``send_drops``) instead of vanishing silently as on PUB;
+- lossless: PUSH (inference connects PULL): a send waits for room, so nothing is dropped and the
+  replay runs at the consumer's pace.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 
 import zmq
 
-from capture.replay import Pacer, SourceError, VideoFileSource, start_instant_mono_ns
+from capture.faults import FaultInjector
+from capture.pacing import Pacer, start_instant_mono_ns
+from capture.reader import END_OF_RECORDING, SourceReader
+from capture.sources import make_source, parse_source
+from capture.state import Backoff, CameraStateTracker, Counters
 from dualgait.config import DualgaitConfig
-from dualgait.messages import EndOfStream, Frame, encode_eos, encode_frame
-from dualgait.transport import StopFlag, pub_socket
+from dualgait.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
+from dualgait.transport import StopFlag
 
 log = logging.getLogger(__name__)
 
+ENDED_REPEATS = 3
+ENDED_GAP_S = 0.1
+CONTROL_TIMEOUT_S = 0.02  # a heartbeat must not hold up frames for long: the next one follows anyway
+# at the end, messages still queued for a slow consumer (the tail of the stream, "ended") are delivered
+# for at most this long before the socket closes (linger 0 would silently drop them)
+FINAL_LINGER_MS = 3_000
+LOSSLESS_LINGER_MS = 10_000
 
-def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None = None) -> int:
-    """Replay ``cfg.capture.<view>`` as a camera on ``cfg.endpoints.<view>``; returns an exit code."""
-    ccfg = cfg.capture
-    stop = StopFlag()
-    source = VideoFileSource(ccfg.source(view))  # SourceError: reported by the CLI in one line
-    log.info("%s: %s, %dx%d @ %.2f fps, %d frames (%.1f s)", view, source.path, source.width_px,
-             source.height_px, source.fps, source.frame_count, source.duration_s)
-    ctx = zmq.Context()
-    sent = 0
-    reason = "end of recording"
-    try:
-        sock = pub_socket(ctx, cfg.endpoints.view(view), hwm=ccfg.send_hwm_frames)
-        pacer = Pacer(start_instant_mono_ns(start_at_unix_s, ccfg.start_delay_s), ccfg.speed)
+
+class FrameSender:
+    """The capture's socket: frames (dropped and counted when the queue is full, or waited for in
+    lossless mode) and control messages (heartbeats, state events) with a bounded wait."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, *, lossless: bool, hwm: int) -> None:
+        self.lossless = lossless
+        self.sock = ctx.socket(zmq.PUSH if lossless else zmq.XPUB)
+        self.sock.setsockopt(zmq.LINGER, LOSSLESS_LINGER_MS if lossless else 0)
+        self.sock.setsockopt(zmq.SNDHWM, hwm)
+        if not lossless:
+            self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         try:
-            for decoded in source.frames():
-                pacer.wait(decoded.pts_ns)
-                if stop:
-                    reason = "stopped"
-                    break
-                # a replayed frame is stamped with the instant it is due (a camera stamps at exposure, not
-                # when its process gets the CPU); how late it actually left is counted in late_frames
-                due_ns = pacer.due_ns(decoded.pts_ns)
-                frame = Frame(view=view, seq=decoded.index, capture_mono_ns=due_ns,
-                              capture_wall_ns=time.time_ns() - (time.monotonic_ns() - due_ns), image=decoded.image,
-                              source_ts_ns=decoded.pts_ns if decoded.pts_from_container else None)
-                sock.send_multipart(encode_frame(frame, encoding=ccfg.encoding, jpeg_quality=ccfg.jpeg_quality),
-                                    copy=False)
-                sent += 1
-        except SourceError as exc:
-            reason = str(exc)
-            log.error("%s: %s", view, exc)
-        stats = {"frames_sent": sent, "late_frames": pacer.late_frames}
-        sock.send_multipart(encode_eos(EndOfStream(source=view, reason=reason, stats=stats)))
-        time.sleep(0.3)  # a PUB socket with linger=0 would drop the EOS on close
-        log.info("%s: %s after %d frames (%d released late)", view, reason, sent, pacer.late_frames)
+            self.sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.sock.close(linger=0)
+            raise OSError(f"cannot bind {endpoint}: {exc}") from None
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLOUT)
+
+    def _try_send(self, parts: list, deadline_s: float, stop: StopFlag | None) -> bool:
+        while True:
+            try:
+                self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+                return True
+            except zmq.Again:
+                if time.monotonic() >= deadline_s or (stop is not None and stop):
+                    return False
+                if self.lossless:
+                    self.poller.poll(50)  # PUSH: POLLOUT says when a peer has room
+                else:
+                    time.sleep(0.005)  # XPUB reports POLLOUT even when a pipe is full
+
+    def send_frame(self, parts: list, stop: StopFlag) -> bool:
+        """Live: True when queued, False when dropped at the high-water mark. Lossless: waits (until stop)."""
+        if self.lossless:
+            return self._try_send(parts, float("inf"), stop)
+        try:
+            self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            return False
+
+    def send_control(self, parts: list, timeout_s: float) -> bool:
+        return self._try_send(parts, time.monotonic() + timeout_s, None)
+
+    def drain_subscriptions(self) -> None:
+        """XPUB hands subscription messages to the application: read them so they do not pile up."""
+        if self.lossless:
+            return
+        while True:
+            try:
+                self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+
+def _log_event(event: CameraState) -> None:
+    quiet = event.state == "connected" or (event.state == "ended" and event.reason in (END_OF_RECORDING, "stopped"))
+    level = logging.INFO if quiet else logging.WARNING
+    log.log(level, "%s: camera %s%s%s", event.view, event.state, f" ({event.reason})" if event.reason else "",
+            f", attempt {event.attempt}" if event.attempt else "")
+
+
+def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None = None,
+                stop: StopFlag | None = None) -> int:
+    """Publish ``cfg.capture.<view>`` on ``cfg.endpoints.<view>`` until it ends or a stop; returns an exit code.
+
+    ``stop``: anything true once the process should stop (default: a flag set by SIGINT/SIGTERM).
+    """
+    ccfg = cfg.capture
+    spec = parse_source(ccfg.source(view))  # SourceError: reported by the CLI in one line
+    source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
+                         fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
+                         timeout_s=ccfg.open_timeout_s)
+    log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
+             f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
+    stop = StopFlag() if stop is None else stop
+    counters = Counters()
+    tracker = CameraStateTracker(view, counters, stall_timeout_s=ccfg.stall_timeout_s, detect_stalls=source.live)
+    pacer = None if source.live else Pacer(start_instant_mono_ns(start_at_unix_s, ccfg.start_delay_s), ccfg.speed)
+    reader_stop = threading.Event()
+    reader = SourceReader(source, view, tracker, counters, pacer=pacer, stop=reader_stop, lossless=ccfg.lossless,
+                          backoff=Backoff(ccfg.reconnect_initial_s, ccfg.reconnect_max_s),
+                          faults=FaultInjector(drop_rate=ccfg.inject_drop_rate, jitter_ms=ccfg.inject_jitter_ms,
+                                               seed=ccfg.inject_seed))
+    ctx = zmq.Context()
+    thread = threading.Thread(target=reader.run, name=f"capture-{view}-reader", daemon=True)
+    try:
+        sender = FrameSender(ctx, cfg.endpoints.view(view), lossless=ccfg.lossless, hwm=ccfg.send_hwm_frames)
+        control_timeout_s = CONTROL_TIMEOUT_S
+
+        def publish(event: CameraState | None) -> None:
+            if event is None:
+                return
+            _log_event(event)
+            if not sender.send_control(encode_camera_state(event), control_timeout_s):
+                counters.control_drops += 1
+
+        thread.start()
+        next_beat_s = time.monotonic()
+        ending: CameraState | None = None
+        while True:
+            if stop and not reader_stop.is_set():
+                reader_stop.set()
+                ending = tracker.ended("stopped")
+            while not reader.events.empty():
+                event = reader.events.get()
+                if event.state == "ended":
+                    ending = ending or event
+                else:
+                    publish(event)
+            try:
+                frame = reader.frames.get(timeout=0.02)
+            except queue.Empty:
+                frame = None
+            if frame is not None:
+                parts = encode_frame(frame, encoding=ccfg.encoding, jpeg_quality=ccfg.jpeg_quality)
+                if sender.send_frame(parts, stop):
+                    counters.frames_sent += 1
+                else:
+                    counters.send_drops += 1
+                publish(tracker.frame(frame.seq))
+            elif ending is not None:
+                break  # everything read before the end has left
+            publish(tracker.tick())
+            sender.drain_subscriptions()
+            if time.monotonic() >= next_beat_s:
+                if not sender.send_control(encode_heartbeat(tracker.heartbeat()), control_timeout_s):
+                    counters.control_drops += 1
+                next_beat_s = time.monotonic() + ccfg.heartbeat_s
+        final = tracker.event()  # "ended" with the final counters
+        _log_event(final)
+        for _ in range(ENDED_REPEATS):
+            if not sender.send_control(encode_camera_state(final), 30.0 if ccfg.lossless else 1.0):
+                counters.control_drops += 1
+            time.sleep(ENDED_GAP_S)
+        log.info("%s: %s; counters %s", view, final.reason, counters.snapshot())
     finally:
-        source.close()
-        ctx.destroy(linger=0)
-    return 0 if reason in ("end of recording", "stopped") else 1
+        reader_stop.set()
+        if thread.is_alive():
+            thread.join(timeout=2.0)  # a camera read can block; the thread is a daemon
+        if not thread.is_alive():  # else it is still inside a blocking read: leave the source to it
+            source.close()
+        ctx.destroy(linger=LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS)
+    return 1 if reader.failed else 0
+
+
+__all__ = ["END_OF_RECORDING", "FrameSender", "run_capture"]

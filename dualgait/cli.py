@@ -41,10 +41,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start all four processes from the config and supervise them")
     _common(run)
 
-    cap = sub.add_parser("capture", help="one capture process (a recorded file replayed as a camera)")
+    cap = sub.add_parser("capture", help="one capture process: a camera, stream, recording or synthetic walker")
     _common(cap)
     cap.add_argument("--view", required=True, choices=["front", "side"])
-    cap.add_argument("--source", help="video file (overrides capture.<view>)")
+    cap.add_argument("--source", help="overrides capture.<view>: a video file, usb:N, rtsp:// or http:// URL, "
+                     "synthetic:asd|normal[:SEED]")
     cap.add_argument("--start-at", type=float, metavar="UNIX_S",
                      help="shared start instant, wall clock seconds (both views get the same value)")
 
@@ -120,11 +121,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for view in ("front", "side"):  # user mistakes first, before minutes of model building
         _require_file(cfg.capture.source(view), f"{view} video")
     _require_file(cfg.inference.detector.weights, "detector weights")
-    from capture.replay import VideoFileSource
+    from capture.sources import FileSource
 
     durations = []
     for view in ("front", "side"):
-        src = VideoFileSource(cfg.capture.source(view))
+        src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
     if cfg.inference.model.weights is None and not args.untrained:
@@ -209,7 +210,7 @@ COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": c
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by input or environment: reported in one line, no traceback."""
-    from capture.replay import SourceError
+    from capture.sources import SourceError
     from dualgait.launcher import LaunchError
     from inference.engines.base import EngineError
     from inference.errors import DetectorError, ModelLoadError

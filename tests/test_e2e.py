@@ -25,9 +25,12 @@ def _dualgait(*args: str) -> list[str]:
 
 
 def _write_config(tmp_path: Path, assets: Path, out_dir: Path) -> Path:
+    # lossless (PUSH/PULL, replay paced by inference): every frame is scored, so the counts below are exact
+    # even on a loaded machine; live mode would drop frames there by design (tests/capture cover that)
     cfg = {
         "endpoints": {name: f"ipc://{tmp_path / name}.sock" for name in ("front", "side", "scores")},
-        "capture": {"front": str(assets / "videos/walk_front.mp4"), "side": str(assets / "videos/walk_side.mp4")},
+        "capture": {"front": str(assets / "videos/walk_front.mp4"), "side": str(assets / "videos/walk_side.mp4"),
+                    "lossless": True},
         "inference": {"detector": {"weights": str(assets / "weights/yolo11n_int8_openvino_model")},
                       "exit_on_end_of_stream": True},
         "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
@@ -78,6 +81,10 @@ def test_four_processes_score_the_shared_pair(tmp_path: Path, assets: Path) -> N
     stats = summary["inference_stats"]
     assert stats["frames_front"] == stats["frames_side"] == RECORDING_FRAMES
     assert stats["seq_gaps_front"] == stats["seq_gaps_side"] == 0
+    for view in ("front", "side"):  # the captures' own counters reached the summary through inference
+        assert stats[f"capture_frames_sent_{view}"] == RECORDING_FRAMES
+        assert stats[f"capture_send_drops_{view}"] == 0
+    assert summary["camera_states"] == {"front": "ended", "side": "ended"}
     for w in windows:
         if w["valid"]:
             # both views, T=8 each, and the frame-aligned recording pairs frame i with frame i
@@ -90,7 +97,7 @@ def test_four_processes_score_the_shared_pair(tmp_path: Path, assets: Path) -> N
             assert w["p_asd"] == pytest.approx((w["p_front"] + w["p_side"]) / 2, abs=1e-6)
         else:
             assert w["reason"]
-        assert w["latency_ms"] > 0
+        assert w["latency_ms"] >= 0  # lossless: capture times are a virtual timeline paced by inference
         assert w["timings_ms"]["model"] >= 0 and w["timings_ms"]["detect"] > 0
     # the walker is found in >= 95% of the sampled frames of each view
     for view in ("front", "side"):
