@@ -193,3 +193,42 @@ def test_a_busy_pipeline_is_not_taken_for_silent_captures() -> None:
     assert ended and pipeline.frames == 12
     reasons = [m.reason for m in got if isinstance(m, CameraState) and m.state == "ended"]
     assert reasons == ["end of recording", "end of recording"]
+
+
+def test_lossless_receiver_reads_views_in_capture_time_order() -> None:
+    """Front starts long before side: its frames wait (its PUSH blocks) until side catches up, instead of
+    running ahead and being given up by the pairer."""
+    from inference.process import LosslessReceiver
+
+    ctx = zmq.Context()
+    try:
+        pushes, pulls = {}, {}
+        for view in ("front", "side"):
+            push = pushes[view] = ctx.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 0)
+            port = push.bind_to_random_port("tcp://127.0.0.1")
+            pull = pulls[view] = ctx.socket(zmq.PULL)
+            pull.setsockopt(zmq.LINGER, 0)
+            pull.connect(f"tcp://127.0.0.1:{port}")
+        monitor = CameraMonitor(silence_s=30.0)
+        receiver = LosslessReceiver(pulls, monitor)
+        for seq in range(10):
+            pushes["front"].send_multipart(_frame("front", seq))
+        got: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 1 and time.monotonic() < deadline:
+            got += [(m.view, m.seq) for m, _ in receiver.poll(50) if isinstance(m, Frame)]
+        for _ in range(10):  # side has not started: front is not read beyond its first frame
+            got += [(m.view, m.seq) for m, _ in receiver.poll(20) if isinstance(m, Frame)]
+        assert got == [("front", 0)]
+        assert monitor.views["front"].last_heard_ns is not None  # waiting front messages count as heard
+        for seq in range(10):
+            pushes["side"].send_multipart(_frame("side", seq))
+        deadline = time.monotonic() + 10
+        while len(got) < 20 and time.monotonic() < deadline:
+            got += [(m.view, m.seq) for m, _ in receiver.poll(50) if isinstance(m, Frame)]
+    finally:
+        ctx.destroy(linger=0)
+    times = [1_000 + seq for _view, seq in got]
+    assert len(got) == 20 and times == sorted(times)  # merged in capture-time order
+    assert sorted(got) == sorted([(v, s) for v in ("front", "side") for s in range(10)])
