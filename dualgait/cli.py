@@ -62,6 +62,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     from inference.bench_model import add_bench_model_args
 
     add_bench_model_args(bench_model)
+    bench_capture = bench_sub.add_parser("capture", help="capture -> inference-receive latency and capture CPU "
+                                         "per transport (raw over ipc, JPEG over TCP)")
+    _common(bench_capture)
+    from capture.bench import add_bench_capture_args
+
+    add_bench_capture_args(bench_capture)
 
     simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
     _common(simulate)
@@ -186,6 +192,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "capture":
+        from capture.bench import run_bench_capture
+
+        return run_bench_capture(args, _load(args))
     from inference.bench_model import run_bench_model
 
     return run_bench_model(args, _load(args))
