@@ -117,6 +117,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
                          timeout_s=ccfg.open_timeout_s)
     log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
              f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
+    if not source.live:
+        source.open()  # a synthetic walker renders here: before the start instant, not after it
     stop = StopFlag() if stop is None else stop
     counters = Counters()
     tracker = CameraStateTracker(view, counters, stall_timeout_s=ccfg.stall_timeout_s, detect_stalls=source.live)
