@@ -103,6 +103,27 @@ def _pct(values: list[float], q: float) -> float | None:
 # --------------------------------------------------------------------------- worker (one transport)
 
 
+def _receive(receiver, timeout_ms: int):
+    """Like ``Receiver.poll`` (validated, decoded messages), also giving each message's size on the wire."""
+    import zmq
+
+    from dualgait.messages import MessageError, decode
+
+    if not receiver.poller.poll(timeout_ms):
+        return
+    while True:
+        try:
+            parts = receiver.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return
+        try:
+            message = decode([parts[0].bytes, *(p.buffer for p in parts[1:])])
+        except MessageError:
+            receiver.malformed += 1
+            continue
+        yield message, sum(len(p) for p in parts)
+
+
 def _worker(job: dict[str, Any]) -> dict[str, Any]:
     import yaml
     import zmq
@@ -142,15 +163,14 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
             while len(counters) < len(procs) and time.monotonic() < deadline:
                 if all(p.poll() is not None for p in procs.values()) and not receiver.poller.poll(0):
                     break
-                for message, _received_ns in receiver.poll(100):
+                for message, wire_bytes in _receive(receiver, 100):
                     now_ns = time.monotonic_ns()
                     if isinstance(message, Frame):
                         latency_ms.append((now_ns - message.capture_mono_ns) / 1e6)
                         received[message.view] += 1
                         if message.view not in cpu0:
                             cpu0[message.view] = (_cpu_s(procs[message.view].pid) or 0.0, time.monotonic())
-                        if len(payload_bytes) < 50:
-                            payload_bytes.append(message.image.nbytes)
+                        payload_bytes.append(wire_bytes)
                     elif isinstance(message, CameraState) and message.state == "ended" and message.view not in counters:
                         counters[message.view] = message.counters
                         end_cpu = _cpu_s(procs[message.view].pid)
@@ -176,7 +196,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
         "send_drops": sum(c.get("send_drops", 0) for c in counters.values()),
         "queue_drops": sum(c.get("queue_drops", 0) for c in counters.values()),
         "capture_cpu_share": cpu,  # CPU seconds per wall second of each capture process while it streamed
-        "frame_bytes": int(np.mean(payload_bytes)) if payload_bytes else None,
+        "wire_bytes_per_frame": int(np.mean(payload_bytes)) if payload_bytes else None,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -187,7 +207,8 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
 def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     s = meta["settings"]
     head = ("transport", "p50 ms", "p99 ms", "max ms", f"p50 vs {BASELINE}", f"p99 vs {BASELINE}",
-            "CPU front", "CPU side", f"CPU vs {BASELINE}", "received / expected", "send drops", "status")
+            "CPU front", "CPU side", f"CPU vs {BASELINE}", "KB/frame on the wire", "received / expected",
+            "send drops", "status")
     lines = [
         "# dualgait capture benchmark", "",
         f"- date: {meta['date']}; CPU: {meta['cpu']}; cores: {meta['cores']}; load average at start "
@@ -209,6 +230,7 @@ def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             r["transport"], num(lat.get("p50")), num(lat.get("p99")), num(lat.get("max")),
             num(r.get("p50_ratio"), "{:.2f}×"), num(r.get("p99_ratio"), "{:.2f}×"),
             num(cpu.get("front"), "{:.2f}"), num(cpu.get("side"), "{:.2f}"), num(r.get("cpu_ratio"), "{:.2f}×"),
+            num(None if r.get("wire_bytes_per_frame") is None else r["wire_bytes_per_frame"] / 1024, "{:.0f}"),
             f"{r.get('frames_received', 0)} / {r.get('frames_expected', 0)}", str(r.get("send_drops", "—")),
             r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason')}",
         ]) + " |")
