@@ -35,7 +35,7 @@ Camera state event (``type = "camera_state"``, capture -> inference -> aggregato
         attempt          int >= 0   reconnection attempt (0 when connected or ended)
         mono_ns, wall_ns int   host clocks when the state was entered
         counters         {str: int >= 0}  at least frames_sent, frames_dropped_injected,
-                         send_drops, reconnects (see capture.state.COUNTERS)
+                         send_drops, reconnects (all of them: capture.state.Counters)
 
 Heartbeat (``type = "heartbeat"``, capture -> inference, every ``capture.heartbeat_s``, also while the
 camera is stalled or reconnecting, so "camera silent" is told apart from "capture process gone")::
