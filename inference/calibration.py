@@ -49,7 +49,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
     """
     import torch
 
-    from capture.replay import VideoFileSource
+    from capture.sources import FileSource
     from inference.detector import PatientTracker
     from inference.pipeline import InferencePipeline
 
@@ -58,7 +58,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
     if trackers is None:
         trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
     pipeline = InferencePipeline(cfg.inference, trackers=dict(trackers), engine=collector, clock_ns=lambda: 0)
-    sources = {"front": VideoFileSource(front), "side": VideoFileSource(side)}
+    sources = {"front": FileSource(front), "side": FileSource(side)}
     try:
         streams = {view: src.frames() for view, src in sources.items()}
         while len(collector.clips) < max_windows:

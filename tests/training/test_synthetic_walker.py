@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.replay import VideoFileSource
+from capture.sources import FileSource
 from dualgait.configtools import ConfigError
 from training.manifest import read_manifest
 from training.synthetic import (
@@ -35,7 +35,7 @@ def _in(value: float, lo_hi: tuple[float, float]) -> bool:
 
 
 def _first_frame(path: Path) -> np.ndarray:
-    source = VideoFileSource(path)
+    source = FileSource(path)
     try:
         return next(source.frames()).image
     finally:
@@ -133,7 +133,7 @@ def test_dataset_manifest_matches_subjects(dataset: Path) -> None:
 def test_videos_are_readable_with_the_right_size_and_length(dataset: Path) -> None:
     for row in read_manifest(dataset):
         for path in (row.front, row.side):
-            source = VideoFileSource(path)
+            source = FileSource(path)
             try:
                 assert (source.width_px, source.height_px, source.fps, source.frame_count) == (SIZE, SIZE, FPS, FRAMES)
                 images = [f.image for f in source.frames()]

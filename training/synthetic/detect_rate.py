@@ -58,7 +58,7 @@ def detection_rate(front: str | Path, side: str | Path, *, step: int = 3, detect
     ``detector_cfg`` defaults to ``load_config().inference.detector`` (the live pipeline's tracker);
     ``trackers`` (view -> tracker with ``update``/``reset``) may be passed to reuse loaded models.
     """
-    from capture.replay import VideoFileSource
+    from capture.sources import FileSource
 
     if trackers is None:
         from inference.detector import PatientTracker
@@ -72,7 +72,7 @@ def detection_rate(front: str | Path, side: str | Path, *, step: int = 3, detect
     for view, path in (("front", front), ("side", side)):
         tracker = trackers[view]
         tracker.reset()
-        source = VideoFileSource(path)
+        source = FileSource(path)
         seen = found = 0
         ious: list[float] = []
         try:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from capture.replay import Pacer, SourceError, VideoFileSource, start_instant_mono_ns
+from capture.pacing import Pacer, start_instant_mono_ns
+from capture.sources import FileSource, SourceError
 
 
 def test_shared_recording_frames_and_timestamps(assets: Path) -> None:
-    source = VideoFileSource(assets / "videos" / "walk_side.mp4")
+    source = FileSource(assets / "videos" / "walk_side.mp4")
     assert (source.width_px, source.height_px, source.fps, source.frame_count) == (628, 628, 25.0, 380)
     frames = list(source.frames())
     source.close()
@@ -27,11 +28,11 @@ def test_shared_recording_frames_and_timestamps(assets: Path) -> None:
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="video not found"):
-        VideoFileSource(tmp_path / "nope.mp4")
+        FileSource(tmp_path / "nope.mp4")
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
     with pytest.raises(SourceError, match=r"cannot open video|not a readable video"):
-        VideoFileSource(bad)
+        FileSource(bad)
 
 
 def test_pacer_schedule_and_speed() -> None:
