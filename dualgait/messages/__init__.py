@@ -1,0 +1,117 @@
+"""Wire messages shared by capture, inference and the aggregator.
+
+Every message is one ZeroMQ multipart message: a UTF-8 JSON header, followed by zero or more raw
+buffers. Nothing is pickled. The header always carries ``"v"`` (the protocol version, currently
+``PROTOCOL_VERSION``) and ``"type"``. Messages are validated on receipt: a message that does not
+match its layout raises :class:`MessageError`; the process loops count such messages and drop them.
+
+Frame layout (``type = "frame"``, capture -> inference)::
+
+    part 0: header JSON
+        v                int   protocol version
+        type             "frame"
+        view             "front" | "side"
+        seq              int >= 0, per view, +1 per published frame (gaps = frames lost upstream)
+        capture_mono_ns  int   host CLOCK_MONOTONIC at capture (latency; same host only)
+        capture_wall_ns  int   host wall clock at capture (records; cross-host with NTP/PTP)
+        source_ts_ns     int | null   the container's own timestamp (pts) when known
+        width, height    int   pixels, 1..MAX_SIDE_PX
+        channels         1 | 3 (3 = BGR, OpenCV order)
+        encoding         "raw" | "jpeg"
+    part 1: payload
+        raw:  height * width * channels bytes, uint8, row-major HWC (C-contiguous)
+        jpeg: a JPEG file; its decoded size must equal width x height x channels
+
+End of stream (``type = "eos"``, inference -> aggregator)::
+
+    part 0: header JSON {v, type: "eos", source: str, reason: str, stats: {str: number}}
+
+Camera state event (``type = "camera_state"``, capture -> inference -> aggregator, on every change)::
+
+    part 0: header JSON
+        view             "front" | "side"
+        state            "connected" | "stalled" | "reconnecting" | "ended"
+        reason           str   why (empty for a first connection)
+        attempt          int >= 0   reconnection attempt (0 when connected or ended)
+        mono_ns, wall_ns int   host clocks when the state was entered
+        counters         {str: int >= 0}  at least frames_sent, frames_dropped_injected,
+                         send_drops, reconnects (all of them: capture.state.Counters)
+
+Heartbeat (``type = "heartbeat"``, capture -> inference, every ``capture.heartbeat_s``, also while the
+camera is stalled or reconnecting, so "camera silent" is told apart from "capture process gone")::
+
+    part 0: header JSON {v, type: "heartbeat", view, state, mono_ns, wall_ns, last_seq: int | null, counters}
+
+Window score (``type = "window"``, inference -> aggregator)::
+
+    part 0: header JSON
+        v, type "window"
+        session          str   identifies one stream/walk
+        window           int >= 0
+        frames           {"front": [seq, ...], "side": [seq, ...]}  sequence numbers used per view
+        t_start_mono_ns  int   capture time of the window's first sampled frame (front view)
+        t_end_mono_ns    int   capture time of the window's last sampled frame (later of the two views)
+        t_start_wall_ns  int   wall-clock counterpart of t_start_mono_ns
+        valid            bool
+        reason           str | null   required (non-empty) when not valid, null when valid
+        p_asd            float in [0, 1] | null   fused probability (null when invalid)
+        p_front, p_side  float in [0, 1] | null   per-view probabilities (null when invalid or n/a)
+        view_weights     {front, side: float in [0, 1]} | null   per-window view weights of gated fusion
+        visible          {"front": int, "side": int}  sampled frames in which the patient was found
+        max_skew_ms      float  largest front/side capture-time difference among the window's pairs
+        timings_ms       {stage: float}  per-stage time spent on this window
+        latency_ms       float  capture of the window's last frame -> score published (host monotonic)
+        model            str    model description
+        untrained        bool   true when the model's weights are random (scores are meaningless)
+        synthetic        bool   true when the model was trained on simulated walkers only
+"""
+
+from __future__ import annotations
+
+from dualgait.messages.base import (
+    MAX_HEADER_BYTES,
+    MAX_SIDE_PX,
+    PROTOCOL_VERSION,
+    VIEWS,
+    Encoding,
+    MessageError,
+    parse_header,
+)
+from dualgait.messages.camera import (
+    CAMERA_STATES,
+    REQUIRED_COUNTERS,
+    CameraState,
+    Heartbeat,
+    decode_camera_state,
+    decode_heartbeat,
+    encode_camera_state,
+    encode_heartbeat,
+)
+from dualgait.messages.frame import EndOfStream, Frame, decode_eos, decode_frame, encode_eos, encode_frame
+from dualgait.messages.window import WindowScore, decode_window, encode_window
+
+# --------------------------------------------------------------------------- dispatch
+
+Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat
+
+_DECODERS = {"frame": decode_frame, "eos": decode_eos, "window": decode_window,
+             "camera_state": decode_camera_state, "heartbeat": decode_heartbeat}
+
+
+def decode(parts: list[bytes]) -> Message:
+    """Decode any message from its multipart parts; raises MessageError on anything malformed."""
+    if not parts:
+        raise MessageError("empty message")
+    header = parse_header(parts[0])
+    decoder = _DECODERS.get(header["type"])
+    if decoder is None:
+        raise MessageError(f"unknown message type {header['type']!r}")
+    return decoder(header, list(parts[1:]))
+
+
+__all__ = [
+    "CAMERA_STATES", "MAX_HEADER_BYTES", "MAX_SIDE_PX", "PROTOCOL_VERSION", "REQUIRED_COUNTERS", "VIEWS",
+    "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "WindowScore",
+    "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_window",
+    "encode_camera_state", "encode_eos", "encode_frame", "encode_heartbeat", "encode_window", "parse_header",
+]
