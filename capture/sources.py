@@ -300,8 +300,9 @@ class SyntheticSource:
 
     live = False
 
-    def __init__(self, view: str, *, asd: bool, seed: int = 0, seconds: float = 12.0, size_px: int = 320,
-                 start_offset_s: float = 0.0, loop: bool = False) -> None:
+    def __init__(self, view: str, *, asd: bool, seed: int = 0, seconds: float | None = None,
+                 size_px: int | None = None, start_offset_s: float = 0.0, loop: bool = False) -> None:
+        # seconds / size_px None: the demo model's training walks (training.demo_model.DEMO_RECIPE)
         self.view, self.asd, self.seed = view, asd, seed
         self.seconds, self.size_px = seconds, size_px
         self.start_offset_s, self.loop = start_offset_s, loop
@@ -312,18 +313,12 @@ class SyntheticSource:
     def open(self) -> None:
         if self._file is not None:
             return
-        from training.manifest import read_manifest
-        from training.synthetic.dataset import generate_dataset
-        from training.synthetic.subjects import make_subject
+        from training.synthetic.demo_walker import render_demo_walker
 
         self._dir = Path(tempfile.mkdtemp(prefix="dualgait-synthetic-"))
-        label = "asd" if self.asd else "normal"
-        spec = make_subject(f"synthetic-{label}-{self.seed}", asd=self.asd, trait_view="both" if self.asd else None,
-                            seed=self.seed)
-        manifest = generate_dataset(self._dir, subjects=[spec], seed=self.seed, size_px=self.size_px,
-                                    seconds=self.seconds)
-        (row,) = read_manifest(manifest)
-        video = row.front if self.view == "front" else row.side
+        front, side = render_demo_walker(self._dir, asd=self.asd, seed=self.seed, seconds=self.seconds,
+                                         size_px=self.size_px)
+        video = front if self.view == "front" else side
         self._file = FileSource(video, start_offset_s=self.start_offset_s, loop=self.loop)
 
     def read(self) -> DecodedFrame | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from inference.detector import PatientTracker, configure_ultralytics_env
     from training.manifest import read_manifest
 
-    configure_ultralytics_env("/tmp/dualgait-ultralytics")
+    configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")
     rows = read_manifest(args.manifest)[: args.limit]
     cfg = load_config().inference.detector
     trackers = {view: PatientTracker(cfg) for view in VIEWS}
