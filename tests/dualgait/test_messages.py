@@ -1,88 +1,35 @@
-"""Wire-format tests for dualgait.messages: round trips and rejection of every malformed layout."""
+"""Wire-format tests for dualgait.messages: round trips, the common header, end of stream, past gaps."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
+from message_helpers import (
+    _bgr_image,
+    _frame_header,
+    _frame_parts,
+    _gradient_image,
+    _header,
+    _to_bytes,
+    _window,
+    _window_parts,
+)
 
 from dualgait.messages import (
     MAX_HEADER_BYTES,
-    MAX_SIDE_PX,
     PROTOCOL_VERSION,
-    CameraState,
     EndOfStream,
     Frame,
-    Heartbeat,
     MessageError,
     WindowScore,
     decode,
-    encode_camera_state,
     encode_eos,
     encode_frame,
-    encode_heartbeat,
     encode_window,
 )
-
-FRAME_FIELDS = ("view", "seq", "capture_mono_ns", "capture_wall_ns", "source_ts_ns", "width", "height", "channels",
-                "encoding")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _to_bytes(parts: list[bytes | memoryview]) -> list[bytes]:
-    return [bytes(p) for p in parts]
-
-
-def _header(**fields: Any) -> bytes:
-    return json.dumps(fields).encode()
-
-
-def _frame_header(**changes: Any) -> dict[str, Any]:
-    header = {"v": PROTOCOL_VERSION, "type": "frame", "view": "front", "seq": 7, "capture_mono_ns": 1_000,
-              "capture_wall_ns": 2_000, "source_ts_ns": None, "width": 4, "height": 3, "channels": 3,
-              "encoding": "raw"}
-    header.update(changes)
-    return header
-
-
-def _frame_parts(header: dict[str, Any], payload: bytes | None = None) -> list[bytes]:
-    if payload is None:
-        payload = bytes(header["width"] * header["height"] * header["channels"])
-    return [json.dumps(header).encode(), payload]
-
-
-def _bgr_image(h: int = 3, w: int = 4) -> np.ndarray:
-    return np.arange(h * w * 3, dtype=np.uint8).reshape(h, w, 3)
-
-
-def _gradient_image(h: int = 64, w: int = 96) -> np.ndarray:
-    """A smooth image (JPEG keeps it nearly intact)."""
-    ys, xs = np.mgrid[0:h, 0:w]
-    img = np.stack([xs * 255 // (w - 1), ys * 255 // (h - 1), (xs + ys) * 255 // (w + h - 2)], axis=-1)
-    return img.astype(np.uint8)
-
-
-def _window(**changes: Any) -> WindowScore:
-    score = WindowScore(
-        session="walk-1", window=3, frames={"front": [0, 3, 6], "side": [1, 4, 7]}, t_start_mono_ns=10,
-        t_end_mono_ns=20, t_start_wall_ns=30, valid=True, reason=None, p_asd=0.25, p_front=0.5, p_side=0.0,
-        view_weights={"front": 0.75, "side": 0.25},
-        visible={"front": 8, "side": 7}, max_skew_ms=3.5, timings_ms={"detect": 1.5, "model": 20.0},
-        latency_ms=42.0, model="late fusion (untrained)", untrained=True,
-    )
-    return replace(score, **changes)
-
-
-def _window_parts(**header_changes: Any) -> list[bytes]:
-    header = json.loads(encode_window(_window())[0])
-    header.update(header_changes)
-    return [json.dumps(header).encode()]
-
 
 # --------------------------------------------------------------------------- round trips
 
@@ -239,213 +186,6 @@ def test_missing_or_non_string_type_rejected(type_):
         decode([_header(v=PROTOCOL_VERSION, type=type_)])
 
 
-# --------------------------------------------------------------------------- frame rejection
-
-
-def test_valid_frame_helper_is_accepted():
-    """Sanity check: the hand-made frame message used below is valid as is."""
-    out = decode(_frame_parts(_frame_header()))
-    assert out.image.shape == (3, 4, 3)
-    assert out.seq == 7
-
-
-@pytest.mark.parametrize("view", ["top", "Front", ""])
-def test_unknown_view_rejected(view):
-    """Views are exactly 'front' and 'side'."""
-    with pytest.raises(MessageError, match="unknown view"):
-        decode(_frame_parts(_frame_header(view=view)))
-
-
-@pytest.mark.parametrize("field", FRAME_FIELDS)
-def test_missing_frame_field_rejected(field):
-    """Every documented frame header field is required (source_ts_ns may be null but must be present)."""
-    header = _frame_header()
-    del header[field]
-    payload = bytes(4 * 3 * 3)
-    with pytest.raises(MessageError, match=f"misses field '{field}'"):
-        decode(_frame_parts(header, payload))
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("seq", "7"),
-        ("seq", 7.0),
-        ("seq", True),
-        ("width", True),
-        ("height", 3.0),
-        ("channels", "3"),
-        ("capture_mono_ns", None),
-        ("capture_wall_ns", "now"),
-        ("source_ts_ns", 1.5),
-        ("view", 1),
-        ("encoding", None),
-    ],
-)
-def test_frame_field_of_wrong_type_rejected(field, value):
-    """Wrong JSON types (including bool where an int is expected) are rejected, naming the field."""
-    with pytest.raises(MessageError, match=f"'{field}'"):
-        decode(_frame_parts(_frame_header(**{field: value}), bytes(4 * 3 * 3)))
-
-
-@pytest.mark.parametrize("field", ["seq", "capture_mono_ns", "capture_wall_ns", "source_ts_ns"])
-def test_negative_counter_rejected(field):
-    """Sequence numbers and timestamps are >= 0."""
-    with pytest.raises(MessageError, match="out of range"):
-        decode(_frame_parts(_frame_header(**{field: -1})))
-
-
-@pytest.mark.parametrize("field", ["width", "height"])
-def test_side_over_max_rejected(field):
-    """Width/height above MAX_SIDE_PX are refused before the payload is even looked at."""
-    with pytest.raises(MessageError, match="out of range"):
-        decode(_frame_parts(_frame_header(**{field: MAX_SIDE_PX + 1}), b"\x00"))
-
-
-@pytest.mark.parametrize("field", ["width", "height"])
-def test_side_zero_rejected(field):
-    """Width/height must be at least 1."""
-    with pytest.raises(MessageError, match="out of range"):
-        decode(_frame_parts(_frame_header(**{field: 0}), b""))
-
-
-def test_side_at_max_accepted():
-    """MAX_SIDE_PX itself is allowed."""
-    header = _frame_header(width=MAX_SIDE_PX, height=1, channels=1)
-    out = decode(_frame_parts(header))
-    assert out.image.shape == (1, MAX_SIDE_PX)
-
-
-@pytest.mark.parametrize("channels", [0, 2, 4])
-def test_bad_channel_count_rejected(channels):
-    """Only 1 or 3 channels are allowed."""
-    with pytest.raises(MessageError, match="channels"):
-        decode(_frame_parts(_frame_header(channels=channels), bytes(4 * 3 * 3)))
-
-
-@pytest.mark.parametrize("delta", [-1, 1])
-def test_raw_payload_wrong_size_rejected(delta):
-    """A raw payload one byte short or one byte long is rejected."""
-    with pytest.raises(MessageError, match="raw payload"):
-        decode(_frame_parts(_frame_header(), bytes(4 * 3 * 3 + delta)))
-
-
-def test_unknown_encoding_rejected():
-    """Only raw and jpeg encodings exist."""
-    with pytest.raises(MessageError, match="unknown encoding"):
-        decode(_frame_parts(_frame_header(encoding="png")))
-
-
-@pytest.mark.parametrize("extra_parts", [0, 2])
-def test_frame_with_wrong_number_of_parts_rejected(extra_parts):
-    """A frame has exactly one payload part."""
-    header = json.dumps(_frame_header()).encode()
-    parts = [header, *([bytes(4 * 3 * 3)] * extra_parts)]
-    with pytest.raises(MessageError, match="payload parts"):
-        decode(parts)
-
-
-def test_eos_with_payload_part_rejected():
-    """An eos message carries no payload parts."""
-    with pytest.raises(MessageError, match="no payload"):
-        decode([*_to_bytes(encode_eos(EndOfStream(source="front"))), b"x"])
-
-
-def test_window_with_payload_part_rejected():
-    """A window message carries no payload parts."""
-    with pytest.raises(MessageError, match="no payload"):
-        decode([*_to_bytes(encode_window(_window())), b"x"])
-
-
-def test_jpeg_garbage_payload_rejected():
-    """A JPEG payload that does not decode is a MessageError, not a crash."""
-    header = _frame_header(encoding="jpeg", width=16, height=16)
-    with pytest.raises(MessageError, match="does not decode"):
-        decode(_frame_parts(header, b"this is not a jpeg file at all" * 4))
-
-
-def test_jpeg_empty_payload_rejected():
-    """An empty JPEG payload is rejected."""
-    header = _frame_header(encoding="jpeg", width=16, height=16)
-    with pytest.raises(MessageError, match="implausible"):
-        decode(_frame_parts(header, b""))
-
-
-@pytest.mark.parametrize(("width", "height", "channels"), [(96, 32, 3), (48, 64, 3), (96, 65, 3)])
-def test_jpeg_size_mismatch_rejected(width, height, channels):
-    """A JPEG whose decoded size differs from the header is rejected."""
-    image = _gradient_image(64, 96)
-    payload = encode_frame(Frame("front", 0, 0, 0, image), encoding="jpeg")[1]
-    header = _frame_header(encoding="jpeg", width=width, height=height, channels=channels)
-    with pytest.raises(MessageError, match="jpeg decodes to"):
-        decode(_frame_parts(header, bytes(payload)))
-
-
-# --------------------------------------------------------------------------- window rejection
-
-
-def test_valid_window_with_reason_rejected():
-    """A valid window must not carry a reason."""
-    with pytest.raises(MessageError, match="valid window"):
-        decode(_window_parts(reason="looks odd"))
-
-
-def test_valid_window_without_p_asd_rejected():
-    """A valid window must carry p_asd."""
-    with pytest.raises(MessageError, match="valid window"):
-        decode(_window_parts(p_asd=None))
-
-
-@pytest.mark.parametrize("reason", [None, ""])
-def test_invalid_window_without_reason_rejected(reason):
-    """An invalid window needs a non-empty reason."""
-    with pytest.raises(MessageError, match="needs a reason"):
-        decode(_window_parts(valid=False, reason=reason, p_asd=None))
-
-
-@pytest.mark.parametrize(("field", "value"), [("p_asd", 1.5), ("p_asd", -0.01), ("p_front", 2), ("p_side", -1)])
-def test_probability_out_of_range_rejected(field, value):
-    """Probabilities must lie in [0, 1]."""
-    with pytest.raises(MessageError, match=f"'{field}'.*probability"):
-        decode(_window_parts(**{field: value}))
-
-
-@pytest.mark.parametrize("value", [0, 1, 0.0, 1.0])
-def test_probability_bounds_accepted(value):
-    """0 and 1 (int or float) are valid probabilities and come back as floats."""
-    out = decode(_window_parts(p_asd=value))
-    assert out.p_asd == float(value)
-    assert isinstance(out.p_asd, float)
-
-
-def test_probability_bool_rejected():
-    """true is not a probability."""
-    with pytest.raises(MessageError, match="'p_asd'"):
-        decode(_window_parts(p_asd=True))
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("frames", {"front": [1, 2]}),
-        ("frames", {"front": [1, "2"], "side": []}),
-        ("frames", {"front": [True], "side": []}),
-        ("visible", {"front": 3}),
-        ("visible", {"front": 3, "side": "4"}),
-        ("timings_ms", {"detect": "fast"}),
-        ("valid", 1),
-        ("window", -1),
-        ("session", 5),
-        ("untrained", "no"),
-        ("latency_ms", None),
-    ],
-)
-def test_window_malformed_field_rejected(field, value):
-    """Malformed window fields raise MessageError."""
-    with pytest.raises(MessageError):
-        decode(_window_parts(**{field: value}))
-
-
 # --------------------------------------------------------------------------- eos rejection
 
 
@@ -501,72 +241,3 @@ def test_window_view_weights_are_checked(weights: Any) -> None:
 def test_window_without_view_weights_round_trips() -> None:
     score = _window(view_weights=None)
     assert decode(encode_window(score)) == score
-
-
-# --------------------------------------------------------------------------- camera state, heartbeat
-
-COUNTERS = {"frames_sent": 10, "frames_dropped_injected": 1, "send_drops": 2, "reconnects": 3}
-
-
-def _state_parts(**changes: Any) -> list[bytes]:
-    header = json.loads(encode_camera_state(CameraState("side", "stalled", "no frame for 2.0 s", 0, 5, 6,
-                                                        dict(COUNTERS)))[0])
-    header.update(changes)
-    return [json.dumps(header).encode()]
-
-
-def test_protocol_version_is_3():
-    """Camera state and heartbeat messages came with version 3; older peers are rejected."""
-    assert PROTOCOL_VERSION == 3
-
-
-def test_camera_state_round_trip():
-    """Every state survives encode -> decode with its reason, attempt and counters."""
-    for state in ("connected", "stalled", "reconnecting", "ended"):
-        event = CameraState("front", state, "why", 4, 123, 456, {**COUNTERS, "late_frames": 7})
-        assert decode(_to_bytes(encode_camera_state(event))) == event
-
-
-def test_heartbeat_round_trip():
-    """A heartbeat keeps its state, last sequence number (or null) and counters."""
-    for last_seq in (None, 0, 99):
-        beat = Heartbeat("side", "reconnecting", 1, 2, last_seq, dict(COUNTERS))
-        assert decode(_to_bytes(encode_heartbeat(beat))) == beat
-
-
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("view", "top", "unknown view"),
-    ("state", "asleep", "unknown camera state"),
-    ("state", None, "field 'state'"),
-    ("reason", 3, "field 'reason'"),
-    ("attempt", -1, "out of range"),
-    ("attempt", True, "type bool"),
-    ("mono_ns", 1.5, "field 'mono_ns'"),
-    ("counters", [], "field 'counters'"),
-    ("counters", {**COUNTERS, "frames_sent": -1}, "counter 'frames_sent'"),
-    ("counters", {**COUNTERS, "send_drops": 1.5}, "counter 'send_drops'"),
-    ("counters", {**COUNTERS, "reconnects": True}, "counter 'reconnects'"),
-    ("counters", {"frames_sent": 1}, "counters miss"),
-])
-def test_malformed_camera_state_rejected(field: str, value: Any, match: str):
-    """Each field of a camera state event is checked on receipt."""
-    with pytest.raises(MessageError, match=match):
-        decode(_state_parts(**{field: value}))
-
-
-def test_camera_state_missing_field_and_payload_rejected():
-    header = json.loads(_state_parts()[0])
-    del header["attempt"]
-    with pytest.raises(MessageError, match="misses field 'attempt'"):
-        decode([json.dumps(header).encode()])
-    with pytest.raises(MessageError, match="no payload parts"):
-        decode([*_state_parts(), b"x"])
-
-
-@pytest.mark.parametrize(("field", "value"), [("last_seq", -1), ("last_seq", "3"), ("state", "gone"),
-                                              ("view", None), ("wall_ns", -5)])
-def test_malformed_heartbeat_rejected(field: str, value: Any):
-    header = json.loads(encode_heartbeat(Heartbeat("front", "connected", 1, 2, 3, dict(COUNTERS)))[0])
-    header[field] = value
-    with pytest.raises(MessageError):
-        decode([json.dumps(header).encode()])
