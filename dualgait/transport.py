@@ -79,12 +79,17 @@ class Receiver:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM so process loops can finish cleanly."""
+    """Set by SIGINT/SIGTERM so process loops can finish cleanly.
 
-    def __init__(self) -> None:
+    ``handle_signals=False``: only :meth:`set` stops (signal handlers can only be installed in the main
+    thread, e.g. for a loop run in a thread by tests).
+    """
+
+    def __init__(self, *, handle_signals: bool = True) -> None:
         self._event = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)

@@ -13,20 +13,7 @@ from capture_helpers import frame_value, write_clip
 from capture.process import run_capture
 from dualgait.config import DualgaitConfig, with_overrides
 from dualgait.messages import CameraState, Frame, Heartbeat
-from dualgait.transport import Receiver
-
-
-class Flag:
-    """A stop flag without signal handlers (those can only be installed in the main thread)."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
+from dualgait.transport import Receiver, StopFlag, sub_socket
 
 
 def _config(tmp_path: Path, source: Path, **capture) -> DualgaitConfig:
@@ -36,7 +23,7 @@ def _config(tmp_path: Path, source: Path, **capture) -> DualgaitConfig:
     })
 
 
-def _start(cfg: DualgaitConfig, stop: Flag) -> tuple[threading.Thread, list[int]]:
+def _start(cfg: DualgaitConfig, stop: StopFlag) -> tuple[threading.Thread, list[int]]:
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(run_capture(cfg, "front", stop=stop)))
     thread.start()
@@ -47,7 +34,7 @@ def test_lossless_delivers_every_frame_in_order_to_a_slow_consumer(tmp_path: Pat
     cfg = _config(tmp_path, write_clip(tmp_path / "c.avi", 40), lossless=True, send_hwm_frames=2,
                   heartbeat_s=0.05)
     ctx = zmq.Context()
-    stop = Flag()
+    stop = StopFlag(handle_signals=False)
     try:
         pull = ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
@@ -84,7 +71,7 @@ def test_live_counts_frames_dropped_at_the_high_water_mark(tmp_path: Path) -> No
     big = write_clip(tmp_path / "big.avi", 60, size_px=(640, 480))  # 0.9 MB raw frames fill pipes quickly
     cfg = _config(tmp_path, big, speed=4.0, send_hwm_frames=2, heartbeat_s=0.05, inject_drop_rate=0.1)
     ctx = zmq.Context()
-    stop = Flag()
+    stop = StopFlag(handle_signals=False)
     got: list = []
     try:
         sub = ctx.socket(zmq.SUB)
@@ -119,12 +106,9 @@ def test_live_counts_frames_dropped_at_the_high_water_mark(tmp_path: Path) -> No
 def test_stop_flag_ends_a_looping_replay_with_ended_stopped(tmp_path: Path) -> None:
     cfg = _config(tmp_path, write_clip(tmp_path / "c.avi", 10), loop=True, heartbeat_s=0.05)
     ctx = zmq.Context()
-    stop = Flag()
+    stop = StopFlag(handle_signals=False)
     try:
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(cfg.endpoints.front)
+        sub = sub_socket(ctx, [cfg.endpoints.front], hwm=1000)  # 1000: ZeroMQ's default
         receiver = Receiver(sub)
         thread, codes = _start(cfg, stop)
         got: list = []

@@ -17,7 +17,7 @@ import zmq
 from mjpeg_server import MjpegServer
 
 from dualgait.messages import CameraState, Frame, Heartbeat
-from dualgait.transport import Receiver
+from dualgait.transport import Receiver, sub_socket
 
 
 def _recording_jpegs(path: Path, frames: int, size_px: int = 160) -> list[bytes]:
@@ -70,10 +70,7 @@ def test_http_mjpeg_camera_stalls_is_cut_and_comes_back(tmp_path: Path, assets: 
     proc = subprocess.Popen([sys.executable, "-m", "dualgait", "capture", "--config", str(config), "--view", "front"],
                             stderr=subprocess.PIPE, text=True)
     try:
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(endpoint)
+        sub = sub_socket(ctx, [endpoint], hwm=1000)  # 1000: ZeroMQ's default
         got = Collector(Receiver(sub), proc)
         got.until(lambda: len(got.frames) >= 10, 60, "frames")  # the first connection may precede our SUB
         # 1. the camera stops sending but keeps the connection: stalled (heartbeats go on)
@@ -136,10 +133,7 @@ def test_unreachable_camera_keeps_retrying_with_backoff(tmp_path: Path, url: str
     proc = subprocess.Popen([sys.executable, "-m", "dualgait", "capture", "--config", str(config), "--view", "front"],
                             stderr=subprocess.DEVNULL)
     try:
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(endpoint)
+        sub = sub_socket(ctx, [endpoint], hwm=1000)  # 1000: ZeroMQ's default
         got = Collector(Receiver(sub), proc)
         got.until(lambda: len([s for s in got.states if s.state == "reconnecting"]) >= 3 and len(got.beats) >= 3, 60,
                   "reconnect attempts")

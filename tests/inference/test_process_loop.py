@@ -19,22 +19,11 @@ from dualgait.messages import (
     encode_frame,
     encode_heartbeat,
 )
-from dualgait.transport import Receiver
+from dualgait.transport import Receiver, StopFlag, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.process import serve
 
 COUNTERS = dict.fromkeys(REQUIRED_COUNTERS, 0)
-
-
-class Flag:
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
 
 
 class FakePipeline:
@@ -62,25 +51,18 @@ class FakePipeline:
 def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeout_s: float = 20.0):
     """Start serve() in a thread; ``send(pub)`` publishes; returns (messages on the scores socket, pipeline)."""
     ctx = zmq.Context()
-    stop = Flag()
+    stop = StopFlag(handle_signals=False)
     pipeline = FakePipeline(delay_s)
     try:
         pub = ctx.socket(zmq.PUB)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, hwm)
         port = pub.bind_to_random_port("tcp://127.0.0.1")
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, hwm)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(f"tcp://127.0.0.1:{port}")
+        sub = sub_socket(ctx, [f"tcp://127.0.0.1:{port}"], hwm=hwm)
         scores = ctx.socket(zmq.PUB)
         scores.setsockopt(zmq.LINGER, 0)
         scores_port = scores.bind_to_random_port("tcp://127.0.0.1")
-        out = ctx.socket(zmq.SUB)
-        out.setsockopt(zmq.LINGER, 0)
-        out.setsockopt(zmq.SUBSCRIBE, b"")
-        out.connect(f"tcp://127.0.0.1:{scores_port}")
+        out = sub_socket(ctx, [f"tcp://127.0.0.1:{scores_port}"], hwm=1000)  # 1000: ZeroMQ's default
         time.sleep(0.3)  # PUB/SUB join
         receiver = Receiver(sub)
         monitor = CameraMonitor(silence_s=silence_s, idle_ns=lambda: receiver.waited_ns)
