@@ -19,6 +19,7 @@ uncompressed and memory-mapped when read, so a data set larger than RAM still tr
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -28,10 +29,10 @@ import sys
 import time
 import weakref
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ from dualgait.messages import VIEWS
 from inference.detector import Detection
 from training.config import TrainingConfig
 from training.manifest import ManifestRow
+
+if TYPE_CHECKING:
+    from inference.pipeline import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -185,30 +189,36 @@ def cache_key(row: ManifestRow, cfg: DualgaitConfig) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def extract_windows(row: ManifestRow, cfg: DualgaitConfig) -> dict[str, np.ndarray]:
-    """Run the live pipeline code on one recording: view -> (N, T, H, W, 3) uint8 BGR crops."""
+def extract_windows(row: ManifestRow, cfg: DualgaitConfig, *,
+                    detector: Callable[[str], Tracker] | None = None) -> dict[str, np.ndarray]:
+    """Run the live pipeline code on one recording: view -> (N, T, H, W, 3) uint8 BGR crops.
+
+    ``detector(view)``: the YOLO tracker for a view without true boxes (default: a new one). Loading one
+    costs about 0.4 s, so :func:`load_windows` reuses one per view; the pipeline resets it per recording.
+    """
     from inference.calibration import recording_clips
+    from inference.detector import PatientTracker
 
+    def new_detector(_view: str) -> Tracker:
+        return PatientTracker(cfg.inference.detector)
+
+    detector = detector or new_detector
     true_boxes = {"front": row.boxes_front, "side": row.boxes_side}
-    if all(p is None for p in true_boxes.values()):
-        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize)
-    else:
-        from inference.detector import PatientTracker
+    trackers: dict[str, Any] = {
+        view: (TrueBoxTracker(read_boxes(path), name=f"{row.participant_id} {view}") if path is not None
+               else detector(view))
+        for view, path in true_boxes.items()}
 
-        trackers: dict[str, Any] = {}
-        for view, path in true_boxes.items():
-            trackers[view] = (TrueBoxTracker(read_boxes(path), name=f"{row.participant_id} {view}")
-                              if path is not None else PatientTracker(cfg.inference.detector))
-        def register(view: str, index: int, image: np.ndarray) -> None:
-            if isinstance(trackers[view], TrueBoxTracker):
-                trackers[view].expect(image, index)
+    def register(view: str, index: int, image: np.ndarray) -> None:
+        if isinstance(trackers[view], TrueBoxTracker):
+            trackers[view].expect(image, index)
 
-        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize, trackers=trackers,
-                                on_frame=register)
-        for view, tracker in trackers.items():
-            if isinstance(tracker, TrueBoxTracker):
-                log.info("%s %s: true boxes from %s (box in %d of %d sampled frames)", row.participant_id, view,
-                         true_boxes[view], tracker.frames_with_box, tracker.frames_seen)
+    clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize, trackers=trackers,
+                            on_frame=register)
+    for view, tracker in trackers.items():
+        if isinstance(tracker, TrueBoxTracker):
+            log.info("%s %s: true boxes from %s (box in %d of %d sampled frames)", row.participant_id, view,
+                     true_boxes[view], tracker.frames_with_box, tracker.frames_seen)
     icfg = cfg.inference
     empty = (0, icfg.window.frames, icfg.crop.input_px, icfg.crop.input_px, 3)
     return {view: (np.stack([c[view] for c in clips]) if clips else np.zeros(empty, np.uint8)) for view in VIEWS}
@@ -275,7 +285,8 @@ class RecordingWindows:
         return int(next(iter(self.clips.values())).shape[0])
 
 
-def load_recording(row: ManifestRow, cfg: DualgaitConfig, cache_dir: str | os.PathLike[str] | None) -> RecordingWindows:
+def load_recording(row: ManifestRow, cfg: DualgaitConfig, cache_dir: str | os.PathLike[str] | None, *,
+                   detector: Callable[[str], Tracker] | None = None) -> RecordingWindows:
     """The windows of one manifest row, from the cache or by running the live pipeline code (then cached)."""
     key = cache_key(row, cfg)
     path = Path(cache_dir).expanduser() / f"{key}.npz" if cache_dir is not None else None
@@ -283,7 +294,7 @@ def load_recording(row: ManifestRow, cfg: DualgaitConfig, cache_dir: str | os.Pa
     cached = clips is not None
     if clips is None:
         t0 = time.perf_counter()
-        clips = extract_windows(row, cfg)
+        clips = extract_windows(row, cfg, detector=detector)
         meta = {"front": str(row.front), "side": str(row.side), "participant_id": row.participant_id,
                 "windows": int(clips["front"].shape[0]), "seconds": round(time.perf_counter() - t0, 2),
                 "true_boxes": [v for v in VIEWS if getattr(row, f"boxes_{v}") is not None]}
@@ -307,9 +318,16 @@ def load_windows(rows: Sequence[ManifestRow], cfg: DualgaitConfig, tcfg: Trainin
     wcfg = window_config(cfg, tcfg)
     cache = tcfg.cache_dir if cache_dir is None else cache_dir
     out: list[RecordingWindows] = []
+
+    @functools.cache
+    def detector(_view: str) -> Tracker:  # one per view, loaded on first use, reset by each recording's pipeline
+        from inference.detector import PatientTracker
+
+        return PatientTracker(wcfg.inference.detector)
+
     bar = tqdm(rows, desc="preprocess", unit="recording", disable=not progress, leave=False)
     for row in bar:
-        rec = load_recording(row, wcfg, cache)
+        rec = load_recording(row, wcfg, cache, detector=detector)
         how = "cached" if rec.meta["cached"] else "preprocessed"
         label = "ASD" if rec.label else "non-ASD"
         if len(rec) == 0:
