@@ -42,6 +42,19 @@ def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int) -> zmq.Socke
     return sock
 
 
+def pull_socket(ctx: zmq.Context, endpoint: str, *, hwm: int) -> zmq.Socket:
+    """The receiving end of a lossless (PUSH/PULL) stream: the sender waits when ``hwm`` messages are queued."""
+    sock = ctx.socket(zmq.PULL)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        raise OSError(f"cannot connect to {endpoint}: {exc}") from None
+    return sock
+
+
 class Receiver:
     """Timed, validated receives: yields decoded messages, counts and drops malformed ones."""
 

@@ -20,7 +20,7 @@ from dualgait.messages import (
     encode_eos,
     encode_window,
 )
-from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
+from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 
 log = logging.getLogger(__name__)
@@ -100,16 +100,7 @@ def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig) -> dict[str, zmq.Sock
     hwm = cfg.inference.receive_hwm_frames
     if not cfg.capture.lossless:
         return {"both": sub_socket(ctx, [cfg.endpoints.front, cfg.endpoints.side], hwm=hwm)}
-    out = {}
-    for view in VIEWS:
-        sock = out[view] = ctx.socket(zmq.PULL)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, hwm)
-        try:
-            sock.connect(cfg.endpoints.view(view))
-        except zmq.ZMQError as exc:
-            raise OSError(f"cannot connect to {cfg.endpoints.view(view)}: {exc}") from None
-    return out
+    return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm) for view in VIEWS}
 
 
 def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socket, monitor: CameraMonitor,

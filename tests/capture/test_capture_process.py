@@ -13,7 +13,7 @@ from capture_helpers import frame_value, write_clip
 from capture.process import run_capture
 from dualgait.config import DualgaitConfig, with_overrides
 from dualgait.messages import CameraState, Frame, Heartbeat
-from dualgait.transport import Receiver, StopFlag, sub_socket
+from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
 
 
 def _config(tmp_path: Path, source: Path, **capture) -> DualgaitConfig:
@@ -36,11 +36,7 @@ def test_lossless_delivers_every_frame_in_order_to_a_slow_consumer(tmp_path: Pat
     ctx = zmq.Context()
     stop = StopFlag(handle_signals=False)
     try:
-        pull = ctx.socket(zmq.PULL)
-        pull.setsockopt(zmq.LINGER, 0)
-        pull.setsockopt(zmq.RCVHWM, 2)
-        pull.connect(cfg.endpoints.front)
-        receiver = Receiver(pull)
+        receiver = Receiver(pull_socket(ctx, cfg.endpoints.front, hwm=2))
         thread, codes = _start(cfg, stop)
         frames: list[Frame] = []
         states: list[CameraState] = []

@@ -19,7 +19,7 @@ from dualgait.messages import (
     encode_frame,
     encode_heartbeat,
 )
-from dualgait.transport import Receiver, StopFlag, sub_socket
+from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.process import serve
 
@@ -189,9 +189,7 @@ def test_lossless_receiver_reads_views_in_capture_time_order() -> None:
             push = pushes[view] = ctx.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 0)
             port = push.bind_to_random_port("tcp://127.0.0.1")
-            pull = pulls[view] = ctx.socket(zmq.PULL)
-            pull.setsockopt(zmq.LINGER, 0)
-            pull.connect(f"tcp://127.0.0.1:{port}")
+            pulls[view] = pull_socket(ctx, f"tcp://127.0.0.1:{port}", hwm=1000)  # 1000: ZeroMQ's default
         monitor = CameraMonitor(silence_s=30.0)
         receiver = LosslessReceiver(pulls, monitor)
         for seq in range(10):
