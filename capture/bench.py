@@ -103,33 +103,12 @@ def _pct(values: list[float], q: float) -> float | None:
 # --------------------------------------------------------------------------- worker (one transport)
 
 
-def _receive(receiver, timeout_ms: int):
-    """Like ``Receiver.poll`` (validated, decoded messages), also giving each message's size on the wire."""
-    import zmq
-
-    from dualgait.messages import MessageError, decode
-
-    if not receiver.poller.poll(timeout_ms):
-        return
-    while True:
-        try:
-            parts = receiver.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return
-        try:
-            message = decode([parts[0].bytes, *(p.buffer for p in parts[1:])])
-        except MessageError:
-            receiver.malformed += 1
-            continue
-        yield message, sum(len(p) for p in parts)
-
-
 def _worker(job: dict[str, Any]) -> dict[str, Any]:
     import yaml
     import zmq
 
     from dualgait.messages import CameraState, Frame
-    from dualgait.transport import Receiver
+    from dualgait.transport import Receiver, sub_socket
 
     encoding, kind = TRANSPORTS[job["transport"]]
     with tempfile.TemporaryDirectory(prefix="dualgait-bench-capture-") as tmp:
@@ -140,13 +119,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
             "front": job["front"], "side": job["side"], "encoding": encoding, "jpeg_quality": job["jpeg_quality"],
             "heartbeat_s": 0.5}}))
         ctx = zmq.Context()
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, job["receive_hwm_frames"])
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        for endpoint in endpoints.values():
-            sub.connect(endpoint)
-        receiver = Receiver(sub)
+        receiver = Receiver(sub_socket(ctx, list(endpoints.values()), hwm=job["receive_hwm_frames"]))
         start_at = time.time() + job["start_delay_s"]
         procs = {view: subprocess.Popen([sys.executable, "-m", "dualgait", "capture", "--config", str(config),
                                          "--view", view, "--start-at", f"{start_at:.6f}", "--log-level", "WARNING"],
@@ -163,14 +136,14 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
             while len(counters) < len(procs) and time.monotonic() < deadline:
                 if all(p.poll() is not None for p in procs.values()) and not receiver.poller.poll(0):
                     break
-                for message, wire_bytes in _receive(receiver, 100):
+                for message, _received_ns in receiver.poll(100):
                     now_ns = time.monotonic_ns()
                     if isinstance(message, Frame):
                         latency_ms.append((now_ns - message.capture_mono_ns) / 1e6)
                         received[message.view] += 1
                         if message.view not in cpu0:
                             cpu0[message.view] = (_cpu_s(procs[message.view].pid) or 0.0, time.monotonic())
-                        payload_bytes.append(wire_bytes)
+                        payload_bytes.append(receiver.last_message_bytes)
                     elif isinstance(message, CameraState) and message.state == "ended" and message.view not in counters:
                         counters[message.view] = message.counters
                         end_cpu = _cpu_s(procs[message.view].pid)

@@ -64,6 +64,7 @@ class Receiver:
         self.poller.register(sock, zmq.POLLIN)
         self.malformed = 0
         self.waited_ns = 0  # total time spent waiting for input: the process's idle clock
+        self.last_message_bytes = 0  # wire size of the message yielded last (all parts)
         self._last_warning_s = 0.0
 
     def poll(self, timeout_ms: int, *, max_messages: int = 256) -> Iterator[tuple[Message, int]]:
@@ -88,6 +89,7 @@ class Receiver:
                     log.warning("dropped malformed message (%d so far): %s", self.malformed, exc)
                     self._last_warning_s = now
                 continue
+            self.last_message_bytes = sum(len(p) for p in parts)
             yield message, received_ns
 
 
