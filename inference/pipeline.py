@@ -161,9 +161,12 @@ class InferencePipeline:
         visible = {v: sum(1 for s in present if v in s.crops) for v in VIEWS}
         both = [s for s in present if all(v in s.crops for v in VIEWS)]
         reason: str | None = None
+        code: str | None = None
         if len(present) < win.frames:
+            code = "too_few_frames"
             reason = f"pairing: {win.frames - len(present)} of {win.frames} samples have no front/side pair"
         elif len(both) < win.min_visible_frames:
+            code = "patient_missing"
             lost = [v for v in VIEWS if visible[v] < win.min_visible_frames]
             reason = (f"patient not visible: found in {visible['front']}/{win.frames} front and "
                       f"{visible['side']}/{win.frames} side samples" + (f" ({', '.join(lost)})" if lost else ""))
@@ -199,6 +202,8 @@ class InferencePipeline:
             t_start_wall_ns=first.t_wall_ns if first else 0,
             valid=reason is None,
             reason=reason,
+            reason_code=code,
+            walk=None,
             p_asd=out.get("p_asd"),
             p_front=out.get("p_front"),
             p_side=out.get("p_side"),

@@ -54,12 +54,16 @@ Window score (``type = "window"``, inference -> aggregator)::
         t_start_wall_ns  int   wall-clock counterpart of t_start_mono_ns
         valid            bool
         reason           str | null   required (non-empty) when not valid, null when valid
+        reason_code      str | null   REASON_CODES: too_few_frames | skew | stale | patient_missing |
+                         views_disagree; null exactly when valid
+        walk             int >= 0 | null   the walk (patient lock) within the session; null: no patient locked
         p_asd            float in [0, 1] | null   fused probability (null when invalid)
         p_front, p_side  float in [0, 1] | null   per-view probabilities (null when invalid or n/a)
         view_weights     {front, side: float in [0, 1]} | null   per-window view weights of gated fusion
         visible          {"front": int, "side": int}  sampled frames in which the patient was found
         max_skew_ms      float  largest front/side capture-time difference among the window's pairs
-        timings_ms       {stage: float}  per-stage time spent on this window
+        timings_ms       {stage: float}  per-stage time of this window, ms (docs/inference.md): receive, pair,
+                         detect, crop, wait, model, publish
         latency_ms       float  capture of the window's last frame -> score published (host monotonic)
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
@@ -72,6 +76,7 @@ from dualgait.messages.base import (
     MAX_HEADER_BYTES,
     MAX_SIDE_PX,
     PROTOCOL_VERSION,
+    REASON_CODES,
     VIEWS,
     Encoding,
     MessageError,
@@ -110,7 +115,8 @@ def decode(parts: list[bytes]) -> Message:
 
 
 __all__ = [
-    "CAMERA_STATES", "MAX_HEADER_BYTES", "MAX_SIDE_PX", "PROTOCOL_VERSION", "REQUIRED_COUNTERS", "VIEWS",
+    "CAMERA_STATES", "MAX_HEADER_BYTES", "MAX_SIDE_PX", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS",
+    "VIEWS",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "WindowScore",
     "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_window",
     "encode_camera_state", "encode_eos", "encode_frame", "encode_heartbeat", "encode_window", "parse_header",

@@ -6,12 +6,20 @@ import json
 import math
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 3  # 2: window scores carry view_weights and synthetic; 3: camera_state, heartbeat
+PROTOCOL_VERSION = 4  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
 
 Encoding = Literal["raw", "jpeg"]
+
+# Why a window is invalid (``WindowScore.reason_code``); ``reason`` says it in words with the numbers.
+#   too_few_frames   a view has no frame near one or more sample times (camera gap, frames lost)
+#   skew             both views have frames there, but no front/side pair within the pairing tolerance
+#   stale            frames arrived older than inference.window.max_frame_age_s, or a camera repeated a frame
+#   patient_missing  the locked patient is not found in both views in enough samples
+#   views_disagree   the two views do not see the same walk (timing or motion, inference.patient)
+REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree")
 
 
 class MessageError(ValueError):

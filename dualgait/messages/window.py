@@ -7,6 +7,7 @@ from typing import Any
 
 from dualgait.messages.base import (
     PROTOCOL_VERSION,
+    REASON_CODES,
     VIEWS,
     MessageError,
     _dump,
@@ -31,6 +32,8 @@ class WindowScore:
     t_start_wall_ns: int
     valid: bool
     reason: str | None
+    reason_code: str | None
+    walk: int | None
     p_asd: float | None
     p_front: float | None
     p_side: float | None
@@ -70,6 +73,9 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         raise MessageError("a valid window needs p_asd and no reason")
     if not valid and (not reason or p_asd is not None):
         raise MessageError("an invalid window needs a reason and no p_asd")
+    reason_code = _get(header, "reason_code", str, nullable=True)
+    if (reason_code is None) != valid or (reason_code is not None and reason_code not in REASON_CODES):
+        raise MessageError(f"field 'reason_code' must be null for a valid window, else one of {REASON_CODES}")
     return WindowScore(
         session=_get(header, "session", str),
         window=_get_int(header, "window", 0),
@@ -79,6 +85,8 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         t_start_wall_ns=_get_int(header, "t_start_wall_ns", 0),
         valid=valid,
         reason=reason,
+        reason_code=reason_code,
+        walk=_get_int(header, "walk", 0, nullable=True),
         p_asd=p_asd,
         p_front=_get_prob(header, "p_front"),
         p_side=_get_prob(header, "p_side"),

@@ -20,6 +20,7 @@ def _score(window: int, p_asd: float | None = 0.5, *, session: str = "walk-1", r
         session=session, window=window, frames={"front": [8 * window], "side": [8 * window + 1]},
         t_start_mono_ns=100 * S + window * S, t_end_mono_ns=100 * S + window * S + 875_000_000,
         t_start_wall_ns=1_700_000_000 * S + window * S, valid=valid, reason=reason,
+        reason_code=None if valid else "patient_missing", walk=0 if valid else None,
         p_asd=p_asd if valid else None,
         p_front=(p_asd if p_front is None else p_front) if valid else None,
         p_side=(p_asd if p_side is None else p_side) if valid else None,

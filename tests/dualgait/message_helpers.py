@@ -57,7 +57,8 @@ def _gradient_image(h: int = 64, w: int = 96) -> np.ndarray:
 def _window(**changes: Any) -> WindowScore:
     score = WindowScore(
         session="walk-1", window=3, frames={"front": [0, 3, 6], "side": [1, 4, 7]}, t_start_mono_ns=10,
-        t_end_mono_ns=20, t_start_wall_ns=30, valid=True, reason=None, p_asd=0.25, p_front=0.5, p_side=0.0,
+        t_end_mono_ns=20, t_start_wall_ns=30, valid=True, reason=None, reason_code=None, walk=0,
+        p_asd=0.25, p_front=0.5, p_side=0.0,
         view_weights={"front": 0.75, "side": 0.25},
         visible={"front": 8, "side": 7}, max_skew_ms=3.5, timings_ms={"detect": 1.5, "model": 20.0},
         latency_ms=42.0, model="late fusion (untrained)", untrained=True,

@@ -111,10 +111,12 @@ def test_valid_window_round_trip():
 
 def test_invalid_window_round_trip():
     """An invalid WindowScore (reason set, probabilities null) survives encode -> decode."""
-    score = _window(valid=False, reason="no patient: front 3/8", p_asd=None, p_front=None, p_side=None)
+    score = _window(valid=False, reason="no patient: front 3/8", reason_code="patient_missing", walk=None,
+                    p_asd=None, p_front=None, p_side=None)
     out = decode(_to_bytes(encode_window(score)))
     assert out == score
     assert out.valid is False and out.reason == "no patient: front 3/8" and out.p_asd is None
+    assert out.reason_code == "patient_missing" and out.walk is None
 
 
 # --------------------------------------------------------------------------- common header rejection
@@ -126,7 +128,7 @@ def test_decode_empty_list_raises():
         decode([])
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 4, None, "3"])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 5, None, "4"])
 def test_wrong_protocol_version_rejected(version):
     """Only PROTOCOL_VERSION is accepted."""
     with pytest.raises(MessageError, match="protocol version"):

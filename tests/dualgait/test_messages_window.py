@@ -34,6 +34,17 @@ def test_invalid_window_without_reason_rejected(reason):
         decode(_window_parts(valid=False, reason=reason, p_asd=None))
 
 
+@pytest.mark.parametrize(("changes"), [
+    {"valid": False, "reason": "x", "p_asd": None, "reason_code": None},  # invalid needs a code
+    {"reason_code": "skew"},  # a valid window has none
+    {"valid": False, "reason": "x", "p_asd": None, "reason_code": "bad luck"},  # not a known code
+])
+def test_reason_code_checked(changes):
+    """reason_code is one of REASON_CODES exactly when the window is invalid."""
+    with pytest.raises(MessageError, match="reason_code"):
+        decode(_window_parts(**changes))
+
+
 @pytest.mark.parametrize(("field", "value"), [("p_asd", 1.5), ("p_asd", -0.01), ("p_front", 2), ("p_side", -1)])
 def test_probability_out_of_range_rejected(field, value):
     """Probabilities must lie in [0, 1]."""
