@@ -1,14 +1,83 @@
-"""Configuration of the aggregator process."""
+"""Configuration of the aggregator process (configs/default.yaml, section ``aggregator``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(slots=True)
+class SessionConfig:
+    """Walk sessions, the cumulative score, its confidence interval and the decision (docs/aggregator.md)."""
+
+    seen_min_visible_frames: int = 1   # a window "sees" the patient when both views found them in >= this many samples
+    gone_timeout_s: float = 5.0        # no window has seen the patient for this long: the session ends
+    min_valid_windows: int = 5         # decision stays "not enough data" below this many valid windows
+    decision_threshold: float = 0.5    # cumulative p_asd at or above it: "ASD-like"
+    ci_level: float = 0.95             # confidence level of the interval on the cumulative score
+    ci_autocorrelation: bool = True    # shrink n to an effective sample size from the lag-1 autocorrelation
+
+    def __post_init__(self) -> None:
+        if self.seen_min_visible_frames < 1:
+            raise ValueError("seen_min_visible_frames must be >= 1")
+        if self.gone_timeout_s <= 0:
+            raise ValueError("gone_timeout_s must be > 0")
+        if self.min_valid_windows < 2:
+            raise ValueError("min_valid_windows must be >= 2 (an interval needs two windows)")
+        if not 0.0 < self.decision_threshold < 1.0:
+            raise ValueError("decision_threshold must be in (0, 1)")
+        if not 0.5 <= self.ci_level < 1.0:
+            raise ValueError("ci_level must be in [0.5, 1)")
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    """SQLite (WAL) store of sessions and windows; ``db_path`` null: keep nothing."""
+
+    db_path: str | None = "~/.local/share/dualgait/sessions.db"
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"  # FULL: committed windows survive a power cut; NORMAL: a crash
+
+
+@dataclass(slots=True)
+class HttpConfig:
+    """The live view in the browser. Loopback by default: it shows patient video."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8765                   # 0: any free port (logged)
+    chart_windows: int = 300           # the live chart shows this many latest windows of the session
+    preview_max_age_s: float = 5.0     # an older preview is shown as stale
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("http port must be in 0..65535")
+
+
+@dataclass(slots=True)
+class MetricsConfig:
+    """Prometheus metrics endpoint (``/metrics``), on its own port so it can be scraped without the live view."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108                   # 0: any free port (logged)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("metrics port must be in 0..65535")
 
 
 @dataclass(slots=True)
 class AggregatorConfig:
-    """``output_dir``: where windows.jsonl and summary.json go (null: keep nothing on disk)."""
+    """``output_dir``: where windows.jsonl and summary.json go (null: keep nothing there).
+
+    ``publish_endpoint``: where session updates are published (ZeroMQ PUB, null: not published).
+    """
 
     output_dir: str | None = None
     console: bool = True
     exit_on_end_of_stream: bool = False
+    publish_endpoint: str | None = "tcp://127.0.0.1:5704"
+    session: SessionConfig = field(default_factory=SessionConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -1,0 +1,209 @@
+"""Walk sessions from window scores (a stage without sockets).
+
+A session starts with the first window in which the patient is seen in both views (both ``visible``
+counts >= ``seen_min_visible_frames``). It ends when
+
+* no window has seen the patient for ``gone_timeout_s``, on the windows' capture clock (windows keep
+  coming but show nobody) or on the aggregator's receive clock (nothing arrives at all): ``gone``;
+* the operator ends it (CLI ``dualgait session end`` or HTTP ``POST /api/session/end``): ``operator``;
+* inference starts a new stream or locks onto another walker (``walk`` changes): ``new_stream`` /
+  ``new_walk``;
+* the stream ends (end-of-stream from inference): ``end_of_stream``.
+
+Every window received while a session is open belongs to it (also the invalid ones: they are stored with
+their reason and never counted in the score). Windows outside any session are only counted in metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.config import SessionConfig
+from aggregator.scoring import NOT_CLINICAL_NOTE, SYNTHETIC_NOTE, UNTRAINED_NOTE
+from aggregator.stats import DECISION_TEXT, Cumulative, cumulative
+from dualgait.messages import WindowScore
+
+END_REASONS = ("gone", "operator", "new_stream", "new_walk", "end_of_stream")
+
+
+@dataclass(slots=True)
+class WalkSession:
+    """One walk: its identity, its windows' scores and its cumulative score."""
+
+    id: int
+    stream: str
+    walk: int | None
+    started_wall_ns: int
+    t0_mono_ns: int                  # capture time of the first window (time origin of t_s)
+    last_seen_mono_ns: int           # capture time (end) of the last window that saw the patient
+    last_seen_rx_ns: int             # aggregator receive clock of that window
+    model: str = ""
+    untrained: bool = False
+    synthetic: bool = False
+    windows: int = 0
+    p_values: list[float] = field(default_factory=list)
+    invalid_by_reason: Counter[str] = field(default_factory=Counter)
+    ended_wall_ns: int | None = None
+    end_reason: str | None = None
+    score: Cumulative | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.end_reason is None
+
+
+@dataclass(slots=True)
+class SessionEvent:
+    """What happened: ``started``, ``window`` (with the window's record) or ``ended``."""
+
+    kind: str
+    session: WalkSession
+    record: dict[str, Any] | None = None
+
+
+def sees_patient(score: WindowScore, min_visible: int) -> bool:
+    return all(score.visible.get(view, 0) >= min_visible for view in ("front", "side"))
+
+
+class SessionTracker:
+    """``window(score, rx_ns)`` / ``tick(rx_ns)`` / ``end(reason)`` -> list of :class:`SessionEvent`."""
+
+    def __init__(self, cfg: SessionConfig, *, next_id: int = 1,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.cfg = cfg
+        self.next_id = next_id
+        self.current: WalkSession | None = None
+        self.wall_clock_ns = wall_clock_ns
+        self.outside_windows = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def window(self, score: WindowScore, rx_ns: int) -> list[SessionEvent]:
+        events: list[SessionEvent] = []
+        cur = self.current
+        gone_ns = int(self.cfg.gone_timeout_s * 1e9)
+        if cur is not None:
+            if score.session != cur.stream:
+                events += self.end("new_stream")
+            elif score.walk is not None and cur.walk is not None and score.walk != cur.walk:
+                events += self.end("new_walk")
+            elif score.t_end_mono_ns - cur.last_seen_mono_ns > gone_ns:
+                events += self.end("gone")
+        seen = sees_patient(score, self.cfg.seen_min_visible_frames)
+        if self.current is None:
+            if not seen:
+                self.outside_windows += 1
+                return events
+            self.current = WalkSession(
+                id=self.next_id, stream=score.session, walk=score.walk, started_wall_ns=self.wall_clock_ns(),
+                t0_mono_ns=score.t_start_mono_ns, last_seen_mono_ns=score.t_end_mono_ns, last_seen_rx_ns=rx_ns)
+            self.next_id += 1
+            self._rescore(self.current)
+            events.append(SessionEvent("started", self.current))
+        cur = self.current
+        if seen:
+            cur.last_seen_mono_ns, cur.last_seen_rx_ns = score.t_end_mono_ns, rx_ns
+            if cur.walk is None:
+                cur.walk = score.walk
+        cur.model, cur.untrained, cur.synthetic = score.model, score.untrained, score.synthetic
+        cur.windows += 1
+        if score.valid and score.p_asd is not None:
+            cur.p_values.append(score.p_asd)
+            self._rescore(cur)
+        else:
+            cur.invalid_by_reason[score.reason_code or "unknown"] += 1
+        events.append(SessionEvent("window", cur, self._record(cur, score)))
+        return events
+
+    def tick(self, rx_ns: int) -> list[SessionEvent]:
+        """Time passes: end the session when nothing has seen the patient for ``gone_timeout_s``."""
+        cur = self.current
+        if cur is not None and rx_ns - cur.last_seen_rx_ns > self.cfg.gone_timeout_s * 1e9:
+            return self.end("gone")
+        return []
+
+    def end(self, reason: str) -> list[SessionEvent]:
+        """End the open session (no-op without one)."""
+        if reason not in END_REASONS:
+            raise ValueError(f"unknown end reason {reason!r}")
+        cur = self.current
+        if cur is None:
+            return []
+        cur.end_reason, cur.ended_wall_ns = reason, self.wall_clock_ns()
+        self.current = None
+        return [SessionEvent("ended", cur)]
+
+    def resume(self, session: WalkSession, rx_ns: int) -> None:
+        """Carry on with a session that was open when the aggregator stopped (restored from the store).
+
+        Its receive clock restarts now: the gone time-out counts from the restart.
+        """
+        session.last_seen_rx_ns = rx_ns
+        self._rescore(session)
+        self.current = session
+        self.next_id = max(self.next_id, session.id + 1)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _rescore(self, session: WalkSession) -> None:
+        c = self.cfg
+        session.score = cumulative(session.p_values, level=c.ci_level, min_valid_windows=c.min_valid_windows,
+                                   threshold=c.decision_threshold, autocorrelation=c.ci_autocorrelation)
+
+    def _record(self, session: WalkSession, score: WindowScore) -> dict[str, Any]:
+        assert session.score is not None
+        return {
+            "session_id": session.id,
+            "index": session.windows - 1,
+            "stream": score.session,
+            "window": score.window,
+            "walk": score.walk,
+            "t_s": round((score.t_start_mono_ns - session.t0_mono_ns) / 1e9, 3),
+            "t_start_wall_ns": score.t_start_wall_ns,
+            "valid": score.valid,
+            "reason_code": score.reason_code,
+            "reason": score.reason,
+            "p_asd": score.p_asd,
+            "p_front": score.p_front,
+            "p_side": score.p_side,
+            "visible_front": score.visible.get("front", 0),
+            "visible_side": score.visible.get("side", 0),
+            "latency_ms": score.latency_ms,
+            "timings_ms": dict(score.timings_ms),
+            **session.score.as_dict(),
+        }
+
+    def summary(self, session: WalkSession) -> dict[str, Any]:
+        return session_summary(session, self.cfg)
+
+
+def session_summary(session: WalkSession, cfg: SessionConfig) -> dict[str, Any]:
+    """Everything about a session that the store, the live view and the publisher show."""
+    score = session.score or cumulative(session.p_values, level=cfg.ci_level,
+                                        min_valid_windows=cfg.min_valid_windows,
+                                        threshold=cfg.decision_threshold, autocorrelation=cfg.ci_autocorrelation)
+    return {
+        "id": session.id,
+        "stream": session.stream,
+        "walk": session.walk,
+        "status": "open" if session.open else "closed",
+        "started_wall_ns": session.started_wall_ns,
+        "ended_wall_ns": session.ended_wall_ns,
+        "end_reason": session.end_reason,
+        "windows": session.windows,
+        "invalid_by_reason": dict(session.invalid_by_reason),
+        **score.as_dict(),
+        "decision_text": DECISION_TEXT[score.decision],
+        "ci_level": cfg.ci_level,
+        "min_valid_windows": cfg.min_valid_windows,
+        "decision_threshold": cfg.decision_threshold,
+        "model": session.model,
+        "untrained": session.untrained,
+        "synthetic": session.synthetic,
+        "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if session.untrained else [])
+        + ([SYNTHETIC_NOTE] if session.synthetic else []),
+    }

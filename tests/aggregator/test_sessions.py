@@ -1,0 +1,102 @@
+"""Tests for walk sessions (aggregator/sessions.py): start, end by time-out / operator / new stream or walk."""
+
+from __future__ import annotations
+
+import pytest
+from agg_helpers import T0, S, rx, score
+
+from aggregator.config import SessionConfig
+from aggregator.sessions import SessionTracker, session_summary
+from aggregator.stats import NOT_ENOUGH_DATA
+
+
+def _tracker(**cfg) -> SessionTracker:
+    return SessionTracker(SessionConfig(**{"gone_timeout_s": 3.0, "min_valid_windows": 3, **cfg}),
+                          wall_clock_ns=lambda: 42)
+
+
+def _kinds(events) -> list[str]:
+    return [e.kind for e in events]
+
+
+def test_session_starts_only_when_the_patient_is_seen_in_both_views():
+    tracker = _tracker()
+    assert tracker.window(score(0, code="patient_missing", visible=(8, 0)), rx(0)) == []
+    assert tracker.window(score(1, code="too_few_frames", visible=(0, 0)), rx(1)) == []
+    assert tracker.current is None and tracker.outside_windows == 2
+    events = tracker.window(score(2, code="patient_missing", visible=(3, 2)), rx(2))  # seen, though invalid
+    assert _kinds(events) == ["started", "window"]
+    session = events[0].session
+    assert session.id == 1 and session.stream == "stream-1" and session.started_wall_ns == 42
+    assert events[1].record["t_s"] == 0.0 and events[1].record["index"] == 0
+
+
+def test_cumulative_interval_and_decision_per_window():
+    tracker = _tracker()
+    scores = [score(0, 0.8), score(1, 0.9), score(2, code="skew"), score(3, 0.85)]
+    records = [tracker.window(s, rx(s.window))[-1].record for s in scores]
+    assert [r["decision"] for r in records[:3]] == [NOT_ENOUGH_DATA] * 3
+    assert records[0]["cumulative_p_asd"] == pytest.approx(0.8) and records[0]["ci_low"] is None
+    assert records[2]["valid"] is False and records[2]["valid_windows"] == 2  # invalid: unchanged count
+    last = records[3]
+    assert last["valid_windows"] == 3 and last["cumulative_p_asd"] == pytest.approx(0.85)
+    assert last["decision"] == "asd_like" and last["ci_low"] < 0.85 < last["ci_high"]
+    summary = session_summary(tracker.current, tracker.cfg)
+    assert summary["windows"] == 4 and summary["invalid_by_reason"] == {"skew": 1}
+    assert summary["status"] == "open" and summary["decision_text"].startswith("ASD-like")
+    assert summary["notes"][0].startswith("research tool")
+
+
+def test_gone_on_the_capture_clock_when_windows_show_nobody():
+    """Windows keep coming but none sees the patient: the session ends once the gap exceeds the time-out."""
+    tracker = _tracker(gone_timeout_s=3.0)
+    tracker.window(score(0, 0.5), rx(0))
+    for i in (1, 2, 3):  # 1..3 s after the last sighting (t_end of window 0 = 0.875 s)
+        events = tracker.window(score(i, code="patient_missing", visible=(0, 0)), rx(i))
+        assert _kinds(events) == ["window"], i
+    events = tracker.window(score(4, code="patient_missing", visible=(0, 0)), rx(4))
+    assert _kinds(events) == ["ended"]
+    assert events[0].session.end_reason == "gone" and events[0].session.windows == 4
+    assert tracker.current is None
+    events = tracker.window(score(5, 0.4), rx(5))  # back: a new session
+    assert _kinds(events) == ["started", "window"] and events[0].session.id == 2
+
+
+def test_gone_on_the_receive_clock_when_nothing_arrives():
+    tracker = _tracker(gone_timeout_s=3.0)
+    tracker.window(score(0, 0.5), rx(0))
+    assert tracker.tick(rx(0) + 3 * S) == []
+    events = tracker.tick(rx(0) + 3 * S + 1)
+    assert _kinds(events) == ["ended"] and events[0].session.end_reason == "gone"
+    assert tracker.tick(rx(0) + 10 * S) == []
+
+
+def test_operator_end_and_new_stream_and_new_walk():
+    tracker = _tracker()
+    tracker.window(score(0, 0.5), rx(0))
+    ended = tracker.end("operator")
+    assert _kinds(ended) == ["ended"] and ended[0].session.end_reason == "operator"
+    assert tracker.end("operator") == []  # nothing open
+    tracker.window(score(1, 0.5, walk=0), rx(1))
+    events = tracker.window(score(2, 0.5, walk=1), rx(2))
+    assert _kinds(events) == ["ended", "started", "window"]
+    assert events[0].session.end_reason == "new_walk" and events[1].session.walk == 1
+    events = tracker.window(score(3, 0.5, walk=1, stream="stream-2"), rx(3))
+    assert _kinds(events) == ["ended", "started", "window"] and events[0].session.end_reason == "new_stream"
+    assert events[1].session.stream == "stream-2" and events[1].session.id == 4
+    with pytest.raises(ValueError):
+        tracker.end("because")
+
+
+def test_resume_carries_on_with_the_same_scores_and_ids():
+    tracker = _tracker()
+    for i, p in enumerate([0.2, 0.4, 0.6]):
+        tracker.window(score(i, p), rx(i))
+    session = tracker.current
+    again = _tracker()
+    again.resume(session, rx(3))
+    assert again.next_id == 2
+    record = again.window(score(3, 0.8), rx(3))[-1].record
+    assert record["index"] == 3 and record["valid_windows"] == 4
+    assert record["cumulative_p_asd"] == pytest.approx(0.5) and record["t_s"] == 3.0
+    assert again.current.last_seen_mono_ns == T0 + 3 * S + 875_000_000
