@@ -68,6 +68,41 @@ Window score (``type = "window"``, inference -> aggregator)::
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
         synthetic        bool   true when the model was trained on simulated walkers only
+
+Camera preview (``type = "preview"``, inference -> aggregator, at most ``rate_hz`` per view; for the live view
+only, never stored: inference/preview.py)::
+
+    part 0: header JSON
+        view             "front" | "side"
+        seq              int >= 0   the frame's sequence number
+        capture_mono_ns  int   the frame's capture time (host monotonic)
+        width, height    int   the ORIGINAL frame's size, 1..MAX_SIDE_PX
+        box_xyxy         [x1, y1, x2, y2] | null   the patient's box in original-frame pixels,
+                         0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height; null: no patient locked
+        track_id         int >= 0 | null   the tracker's id of that box
+        preview_width, preview_height   int 1..MAX_PREVIEW_SIDE_PX (1024)   size of the JPEG below
+    part 1: a JPEG file (BGR), at most MAX_PREVIEW_BYTES (256 KiB); it must decode to the preview size
+
+Walk-session update (``type = "session"``, aggregator -> any consumer, published on
+``aggregator.publish_endpoint`` at every session start, window and end; docs/aggregator.md)::
+
+    part 0: header JSON
+        event            "started" | "window" | "ended"
+        session_id       int >= 1   the aggregator's session id (its database key)
+        stream, walk     inference's session (stream) and walk index (null: no patient lock) of the session
+        status           "open" | "closed"
+        started_wall_ns  int;  ended_wall_ns int | null
+        end_reason       null while open; "gone" | "operator" | "new_stream" | "new_walk" | "end_of_stream"
+        windows          int   windows in the session (valid or not)
+        valid_windows    int <= windows
+        invalid_by_reason {reason_code: int}
+        cumulative_p_asd float in [0, 1] | null   mean p_asd over the valid windows
+        ci_low, ci_high  float | null   interval on that mean at ci_level (null below 2 valid windows)
+        ci_level         float in (0, 1)
+        decision         "not_enough_data" | "asd_like" | "not_asd_like" | "uncertain" (research screen only)
+        min_valid_windows, decision_threshold   the settings the decision used
+        window           {window, t_s, valid, reason_code, p_asd} | null   the window just added ("window" events)
+        model, untrained, synthetic   as in the window score (say which model made the scores)
 """
 
 from __future__ import annotations
@@ -93,14 +128,24 @@ from dualgait.messages.camera import (
     encode_heartbeat,
 )
 from dualgait.messages.frame import EndOfStream, Frame, decode_eos, decode_frame, encode_eos, encode_frame
+from dualgait.messages.preview import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Preview, decode_preview, encode_preview
+from dualgait.messages.session import (
+    DECISIONS,
+    SESSION_END_REASONS,
+    SESSION_EVENTS,
+    SessionUpdate,
+    decode_session,
+    encode_session,
+)
 from dualgait.messages.window import WindowScore, decode_window, encode_window
 
 # --------------------------------------------------------------------------- dispatch
 
-Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat
+Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat | Preview | SessionUpdate
 
 _DECODERS = {"frame": decode_frame, "eos": decode_eos, "window": decode_window,
-             "camera_state": decode_camera_state, "heartbeat": decode_heartbeat}
+             "camera_state": decode_camera_state, "heartbeat": decode_heartbeat, "preview": decode_preview,
+             "session": decode_session}
 
 
 def decode(parts: list[bytes]) -> Message:
@@ -115,9 +160,11 @@ def decode(parts: list[bytes]) -> Message:
 
 
 __all__ = [
-    "CAMERA_STATES", "MAX_HEADER_BYTES", "MAX_SIDE_PX", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS",
-    "VIEWS",
-    "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "WindowScore",
-    "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_window",
-    "encode_camera_state", "encode_eos", "encode_frame", "encode_heartbeat", "encode_window", "parse_header",
+    "CAMERA_STATES", "DECISIONS", "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
+    "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS", "SESSION_EVENTS", "VIEWS",
+    "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
+    "SessionUpdate", "WindowScore",
+    "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_preview",
+    "decode_session", "decode_window", "encode_camera_state", "encode_eos", "encode_frame", "encode_heartbeat",
+    "encode_preview", "encode_session", "encode_window", "parse_header",
 ]
