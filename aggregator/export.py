@@ -51,7 +51,7 @@ def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]
     invalid = [w for w in windows if not w["valid"]]
     for i, w in enumerate(invalid):  # a grey band per invalid window, its reason code above it
         ax.axvspan(w["t_s"], w["t_s"] + 1.0, color="0.85", zorder=0, label="invalid window" if i == 0 else None)
-        ax.text(w["t_s"] + 0.5, 1.02, w["reason_code"] or "?", rotation=90, fontsize=6, ha="center", va="bottom",
+        ax.text(w["t_s"] + 0.5, 1.27, w["reason_code"] or "?", rotation=90, fontsize=6, ha="center", va="top",
                 color="0.35")
     if valid:
         ts = [w["t_s"] + 0.5 for w in valid]
@@ -63,7 +63,8 @@ def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]
             ax.fill_between([c[0] for c in band], [c[2] for c in band], [c[3] for c in band], color="tab:orange",
                             alpha=0.2, label=f"{summary.get('ci_level', 0.95):.0%} interval")
     ax.axhline(summary.get("decision_threshold", 0.5), color="0.3", linestyle="--", linewidth=1, label="threshold")
-    ax.set_ylim(-0.02, 1.12)
+    ax.set_ylim(-0.02, 1.3)
+    ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_xlim(0, max([w["t_s"] + 1.0 for w in windows], default=1.0))
     ax.set_xlabel("time in session (s)")
     ax.set_ylabel("p_asd")

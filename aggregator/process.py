@@ -1,21 +1,33 @@
-"""The aggregator process: window scores in, console lines + windows.jsonl + summary.json out."""
+"""The aggregator process: window scores, camera events and previews in; console lines, windows.jsonl,
+summary.json, the session database, session updates (ZeroMQ PUB), the live view and /metrics out.
+
+The only module of the aggregator that touches sockets; everything else is in :class:`AggregatorHub`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
 import zmq
 
-from aggregator.scoring import ScoreAggregator, summary_lines
+from aggregator.hub import AggregatorHub, Output
+from aggregator.live import LiveState
+from aggregator.metrics import AggregatorMetrics
+from aggregator.store import SessionStore
+from aggregator.web import LiveServer
 from dualgait.config import DualgaitConfig
-from dualgait.messages import CameraState, EndOfStream, WindowScore
-from dualgait.transport import Receiver, StopFlag, mark_ready, sub_socket
+from dualgait.messages import CameraState, EndOfStream, Heartbeat, Preview, WindowScore, encode_session
+from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
 
 log = logging.getLogger(__name__)
+
+POLL_MS = 200
 
 
 def _echo(line: str, enabled: bool) -> None:
@@ -23,47 +35,104 @@ def _echo(line: str, enabled: bool) -> None:
         print(line, flush=True)  # CLI output: the live scores are this process's product
 
 
+class _Outputs:
+    """Where the hub's outputs go: console, windows.jsonl, summary.json, the PUB socket."""
+
+    def __init__(self, console: bool, out_dir: Path | None, pub: zmq.Socket | None) -> None:
+        self.console = console
+        self.out_dir = out_dir
+        self.pub = pub
+        self.jsonl: IO[str] | None = None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.jsonl = open(out_dir / "windows.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def emit(self, out: Output) -> None:
+        for line in out.lines:
+            _echo(line, self.console)
+        if self.jsonl is not None:
+            for record in out.records:
+                self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+        if self.pub is not None:
+            for update in out.updates:
+                try:
+                    self.pub.send_multipart(encode_session(update), zmq.NOBLOCK)
+                except zmq.Again:  # PUB never blocks; kept for safety
+                    log.warning("session update dropped: publisher queue full")
+        if out.summary is not None:
+            self.write_summary(out.summary)
+
+    def write_summary(self, summary: dict) -> None:
+        if self.out_dir is not None:
+            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def close(self) -> None:
+        if self.jsonl is not None:
+            self.jsonl.close()
+
+
 def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     acfg = cfg.aggregator
     stop = StopFlag()
-    out_dir = Path(acfg.output_dir) if acfg.output_dir else None
-    jsonl: IO[str] | None = None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        jsonl = open(out_dir / "windows.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
-    aggregator = ScoreAggregator()
+    store = SessionStore(acfg.store.db_path, synchronous=acfg.store.synchronous) if acfg.store.db_path else None
+    metrics = AggregatorMetrics()
+    live = LiveState(chart_windows=acfg.http.chart_windows, preview_max_age_s=acfg.http.preview_max_age_s)
+    server: LiveServer | None = None
     ctx = zmq.Context()
+    outputs: _Outputs | None = None
     try:
+        hub = AggregatorHub(acfg, store=store, metrics=metrics, live=live, now_ns=time.monotonic_ns)
         receiver = Receiver(sub_socket(ctx, [cfg.endpoints.scores], hwm=10_000))
+        pub = pub_socket(ctx, acfg.publish_endpoint, hwm=1_000) if acfg.publish_endpoint else None
+        if acfg.metrics.enabled:
+            metrics.serve(acfg.metrics.host, acfg.metrics.port)
+        if acfg.http.enabled:
+            server = LiveServer(live, acfg.http.host, acfg.http.port)
+            if acfg.console:
+                print(f"live view: {server.url}", flush=True)
+        outputs = _Outputs(acfg.console, Path(acfg.output_dir) if acfg.output_dir else None, pub)
         mark_ready(ready_file)
-        eos: EndOfStream | None = None
-        while not stop:
-            for message, _received_ns in receiver.poll(200):
-                if isinstance(message, WindowScore):
-                    record, line = aggregator.update(message)
-                    _echo(line, acfg.console)
-                    if jsonl is not None:
-                        jsonl.write(json.dumps(record) + "\n")
-                        jsonl.flush()
-                elif isinstance(message, CameraState):
-                    _record, line = aggregator.camera_event(message)
-                    _echo(line, acfg.console)
-                elif isinstance(message, EndOfStream):
-                    eos = message
-                    summary = aggregator.finish(eos)
-                    for line in summary_lines(summary):
-                        _echo(line, acfg.console)
-                    if out_dir is not None:
-                        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-                    if acfg.exit_on_end_of_stream:
-                        stop.set()
-                        break
-        if eos is None and aggregator.current is not None and out_dir is not None:
-            # stopped before the stream ended: still leave a summary of what was scored
-            (out_dir / "summary.json").write_text(json.dumps(aggregator.finish(None), indent=2) + "\n")
+        _loop(hub, receiver, outputs, stop, exit_on_end_of_stream=acfg.exit_on_end_of_stream)
     finally:
-        if jsonl is not None:
-            jsonl.close()
+        if server is not None:
+            server.close()
+        metrics.close()
+        if outputs is not None:
+            outputs.close()
+        if store is not None:
+            store.close()
         ctx.destroy(linger=0)
         sys.stdout.flush()
     return 0
+
+
+def _loop(hub: AggregatorHub, receiver: Receiver, outputs: _Outputs, stop: StopFlag, *,
+          exit_on_end_of_stream: bool) -> None:
+    eos_seen = False
+    while not stop:
+        for message, received_ns in receiver.poll(POLL_MS):
+            try:
+                if isinstance(message, WindowScore):
+                    t0 = time.perf_counter()
+                    outputs.emit(hub.window(message, received_ns))
+                    hub.metrics.receive_lag_seconds.observe(time.perf_counter() - t0)
+                elif isinstance(message, CameraState):
+                    outputs.emit(hub.camera(message))
+                elif isinstance(message, Heartbeat):
+                    hub.heartbeat(message)
+                elif isinstance(message, Preview):
+                    hub.preview(message, received_ns)
+                elif isinstance(message, EndOfStream):
+                    eos_seen = True
+                    outputs.emit(hub.end_of_stream(message))
+                    if exit_on_end_of_stream:
+                        stop.set()
+                        break
+            except sqlite3.Error as exc:  # disk full, database locked by another writer...
+                log.error("session database write failed, window not stored: %s", exc)
+        outputs.emit(hub.tick(time.monotonic_ns(), receiver.malformed))
+    if not eos_seen and hub.scorer.current is not None:
+        # stopped before the stream ended: still leave a summary of what was scored (the walk session
+        # stays open in the database: a restarted aggregator carries on with it)
+        outputs.write_summary(hub.scorer.finish(None))

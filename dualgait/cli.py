@@ -1,4 +1,4 @@
-"""``dualgait`` command line: demo, run, capture, infer, aggregate, export, bench, simulate, train."""
+"""``dualgait`` command line: demo, run, capture, infer, aggregate, session, export, bench, simulate, train."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                            "instead of the recording")
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
+
+    score = sub.add_parser("score", help="score a recorded front/side pair offline, as fast as possible")
+    _common(score)
+    from dualgait.score import add_score_args
+
+    add_score_args(score)
 
     run = sub.add_parser("run", help="start all four processes from the config and supervise them")
     _common(run)
@@ -80,6 +86,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     from training.args import add_train_args
 
     add_train_args(train)
+
+    session = sub.add_parser("session", help="walk sessions: list, export (CSV, JSON, PNG), end the open one")
+    from aggregator.commands import add_session_args
+
+    add_session_args(session, _common)
 
     for name, text in (("infer", "the inference process"), ("aggregate", "the aggregator process")):
         p = sub.add_parser(name, help=text)
@@ -134,11 +145,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
-    if cfg.inference.model.weights is None and not args.untrained:
-        from training.demo_model import DEMO_RECIPE, ensure_demo_model
+    from dualgait.score import resolve_model
 
-        cfg = with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg))},
-                                                 "crop": {"input_px": DEMO_RECIPE.input_px}}})
+    cfg = resolve_model(cfg, untrained=args.untrained)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
@@ -157,6 +166,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo finished in {wall_s:.1f} s for {max(durations):.1f} s of recording; "
           f"wrote {out_dir / 'windows.jsonl'} and {summary_path}", flush=True)
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from dualgait.score import run_score
+
+    return run_score(args, _load(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -183,6 +198,12 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
     extra = [f"aggregator.output_dir={json.dumps(args.output)}"] if args.output else []
     return run_aggregator(_load(args, extra), ready_file=args.ready_file)
+
+
+def cmd_session(args: argparse.Namespace) -> int:
+    from aggregator.commands import run_session_command
+
+    return run_session_command(args, _load(args).aggregator)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -213,8 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args, _load(args))
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
-            "aggregate": cmd_aggregate, "export": cmd_export, "bench": cmd_bench,
+COMMANDS = {"demo": cmd_demo, "score": cmd_score, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
+            "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export, "bench": cmd_bench,
             "simulate": cmd_simulate, "train": cmd_train}
 
 

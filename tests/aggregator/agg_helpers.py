@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
 from dualgait.messages import WindowScore
 
 S = 1_000_000_000
@@ -27,3 +37,46 @@ def score(window: int, p_asd: float | None = 0.5, *, stream: str = "stream-1", c
 def rx(window: int) -> int:
     """The aggregator's receive clock for window ``window`` (arrives 1 s after its start)."""
     return T0 + (window + 1) * S
+
+
+def write_config(tmp_path: Path, **aggregator) -> Path:
+    cfg = {"endpoints": {"scores": f"ipc://{tmp_path}/scores.sock"},
+           "aggregator": {"publish_endpoint": f"ipc://{tmp_path}/sessions.sock", "exit_on_end_of_stream": True,
+                          "store": {"db_path": str(tmp_path / "sessions.db")},
+                          "http": {"port": 0}, "metrics": {"enabled": False}, **aggregator}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class AggregatorProcess:
+    """``dualgait aggregate`` in a subprocess, its stdout collected line by line."""
+
+    def __init__(self, config: Path, tmp_path: Path) -> None:
+        ready = tmp_path / "aggregator.ready"
+        ready.unlink(missing_ok=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "dualgait", "aggregate", "--config", str(config),
+                                      "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")))
+        self._reader.start()
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert self.proc.poll() is None, f"aggregator exited with {self.proc.returncode}"
+            assert time.monotonic() < deadline, "aggregator not ready"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the SUB connects asynchronously: let it join before anything is published
+
+    def url(self) -> str:
+        line = next(line for line in self.lines if line.startswith("live view: "))
+        return line.split(": ", 1)[1].strip()
+
+    def wait(self, timeout_s: float = 30) -> int:
+        code = self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.wait()

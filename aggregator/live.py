@@ -1,0 +1,162 @@
+"""What the live view shows, shared between the aggregator's loop (writer) and the HTTP threads (readers).
+
+A stage without sockets: the loop calls the update methods, the HTTP server calls :meth:`LiveState.snapshot`
+and :meth:`LiveState.preview_jpeg`, and operator commands travel the other way through
+:meth:`LiveState.request` / :meth:`LiveState.take_commands`. Previews are kept in memory only.
+"""
+
+from __future__ import annotations
+
+import queue
+import statistics
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualgait.messages import VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
+
+LOST_STATES = ("stalled", "reconnecting")
+
+
+@dataclass(slots=True)
+class Command:
+    """An operator command from an HTTP thread; the loop sets ``result`` and ``done``."""
+
+    name: str
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class LiveState:
+    """Thread-safe state of the live view."""
+
+    def __init__(self, chart_windows: int = 300, preview_max_age_s: float = 5.0,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self._lock = threading.Lock()
+        self._commands: queue.Queue[Command] = queue.Queue(maxsize=16)
+        self.clock_ns = clock_ns
+        self.preview_max_age_s = preview_max_age_s
+        self.session: dict[str, Any] | None = None
+        self.chart: deque[dict[str, Any]] = deque(maxlen=chart_windows)
+        self.cameras: dict[str, dict[str, Any]] = {}
+        self.previews: dict[str, tuple[Preview, int]] = {}
+        self.windows = 0
+        self.by_validity: Counter[str] = Counter()
+        self.latencies_ms: deque[float] = deque(maxlen=120)
+        self.last_timings_ms: dict[str, float] = {}
+        self.notes: list[str] = []
+        self.model = ""
+        self.malformed = 0
+        self.streams_ended = 0
+        self.last_eos: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ loop side
+
+    def window(self, score: WindowScore, record: dict[str, Any] | None, notes: list[str]) -> None:
+        """A window arrived; ``record`` is its session record (None outside any session)."""
+        with self._lock:
+            self.windows += 1
+            self.by_validity["valid" if score.valid else (score.reason_code or "unknown")] += 1
+            self.latencies_ms.append(score.latency_ms)
+            self.last_timings_ms = dict(score.timings_ms)
+            self.notes, self.model = list(notes), score.model
+            if record is not None:
+                self.chart.append({k: record[k] for k in ("index", "window", "t_s", "valid", "reason_code", "p_asd",
+                                                          "cumulative_p_asd", "ci_low", "ci_high")})
+
+    def set_session(self, summary: dict[str, Any] | None, *, new: bool = False,
+                    windows: list[dict[str, Any]] | None = None) -> None:
+        """The session's summary changed; ``new``: a new session, clear the chart (refill it from ``windows``)."""
+        with self._lock:
+            self.session = summary
+            if new:
+                self.chart.clear()
+                for record in windows or []:
+                    self.chart.append({k: record.get(k) for k in ("index", "window", "t_s", "valid", "reason_code",
+                                                                  "p_asd", "cumulative_p_asd", "ci_low", "ci_high")})
+
+    def camera(self, event: CameraState | Heartbeat) -> None:
+        with self._lock:
+            cam = self.cameras.setdefault(event.view, {})
+            if isinstance(event, CameraState):
+                cam.update(reason=event.reason, attempt=event.attempt, since_wall_ns=event.wall_ns)
+            cam.update(state=event.state, counters=dict(event.counters))
+
+    def preview(self, preview: Preview, rx_ns: int) -> None:
+        with self._lock:
+            self.previews[preview.view] = (preview, rx_ns)
+
+    def end_of_stream(self, eos: EndOfStream) -> None:
+        with self._lock:
+            self.streams_ended += 1
+            self.last_eos = {"reason": eos.reason, "stats": dict(eos.stats)}
+
+    def set_malformed(self, count: int) -> None:
+        with self._lock:
+            self.malformed = count
+
+    def take_commands(self) -> list[Command]:
+        out = []
+        while True:
+            try:
+                out.append(self._commands.get_nowait())
+            except queue.Empty:
+                return out
+
+    # ------------------------------------------------------------------ HTTP side
+
+    def request(self, name: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """Queue a command for the loop and wait for its result ({"ok": False, ...} when the loop is busy)."""
+        command = Command(name)
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            return {"ok": False, "error": "too many pending commands"}
+        if not command.done.wait(timeout_s):
+            return {"ok": False, "error": "the aggregator did not answer in time"}
+        return command.result
+
+    def preview_jpeg(self, view: str) -> bytes | None:
+        with self._lock:
+            got = self.previews.get(view)
+        return None if got is None else got[0].jpeg
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock_ns()
+        with self._lock:
+            lat = sorted(self.latencies_ms)
+            cameras = {}
+            for view in VIEWS:
+                cam = dict(self.cameras.get(view, {"state": "unknown", "counters": {}}))
+                cam["lost"] = cam.get("state") in LOST_STATES
+                got = self.previews.get(view)
+                if got is not None:
+                    p, rx_ns = got
+                    age_s = (now - rx_ns) / 1e9
+                    cam["preview"] = {"seq": p.seq, "width": p.width, "height": p.height, "box_xyxy": p.box_xyxy,
+                                      "track_id": p.track_id, "age_s": round(age_s, 2),
+                                      "stale": age_s > self.preview_max_age_s}
+                else:
+                    cam["preview"] = None
+                cameras[view] = cam
+            return {
+                "session": self.session,
+                "chart": list(self.chart),
+                "cameras": cameras,
+                "pipeline": {
+                    "windows": self.windows,
+                    "by_validity": dict(self.by_validity),
+                    "latency_ms": {"last": self.latencies_ms[-1] if lat else None,
+                                   "p50": statistics.median(lat) if lat else None,
+                                   "p95": lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else None},
+                    "timings_ms": self.last_timings_ms,
+                    "malformed": self.malformed,
+                    "streams_ended": self.streams_ended,
+                    "last_end_of_stream": self.last_eos,
+                },
+                "model": self.model,
+                "notes": self.notes,
+            }

@@ -1,0 +1,132 @@
+"""Prometheus metrics of the aggregator (prometheus_client, one registry per aggregator).
+
+Counted here: windows by validity (``valid`` or the reason code), frames used by windows, per-stage and
+end-to-end latency histograms, sessions started/ended/open, previews, malformed messages, and the cameras'
+own counters (frames sent, send drops, reconnects) as last reported by a camera state event, a heartbeat or
+the end-of-stream statistics. No scores are exported: they are patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from dualgait.messages import CAMERA_STATES, VIEWS, CameraState, EndOfStream, Heartbeat, WindowScore
+
+log = logging.getLogger(__name__)
+
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CAMERA_COUNTERS = {"frames_sent": "frames the capture published", "send_drops": "frames the capture dropped "
+                   "because a subscriber's queue was full", "reconnects": "camera reconnections",
+                   "frames_dropped_injected": "frames dropped on purpose (test fault injection)"}
+
+
+class _CameraCollector(Collector):
+    """The cameras' own counters (absolute values reported upstream) and the aggregator's malformed count."""
+
+    def __init__(self, metrics: AggregatorMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        for key, text in CAMERA_COUNTERS.items():
+            family = CounterMetricFamily(f"dualgait_camera_{key}", f"Camera: {text} (as last reported)",
+                                         labels=["view"])
+            for view, counters in sorted(self.metrics.camera_counters.items()):
+                if key in counters:
+                    family.add_metric([view], counters[key])
+            yield family
+        gaps = CounterMetricFamily("dualgait_inference_seq_gaps", "Frames inference never received (sequence "
+                                   "gaps), as of the last end of stream", labels=["view"])
+        for view, value in sorted(self.metrics.seq_gaps.items()):
+            gaps.add_metric([view], value)
+        yield gaps
+        malformed = CounterMetricFamily("dualgait_aggregator_malformed_messages", "Messages the aggregator dropped "
+                                        "as malformed")
+        malformed.add_metric([], self.metrics.malformed)
+        yield malformed
+
+
+class AggregatorMetrics:
+    """Update methods per message; :meth:`serve` exposes ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.windows = Counter("dualgait_windows", "Window scores received, by validity (valid or reason code)",
+                               ["validity"], registry=r)
+        self.window_frames = Counter("dualgait_window_frames", "Frames used by window scores", ["view"], registry=r)
+        self.stage_seconds = Histogram("dualgait_stage_seconds", "Time per window spent in each inference stage",
+                                       ["stage"], buckets=SECONDS_BUCKETS, registry=r)
+        self.latency_seconds = Histogram("dualgait_window_latency_seconds", "Capture of a window's last frame -> "
+                                         "score published", buckets=SECONDS_BUCKETS, registry=r)
+        self.receive_lag_seconds = Histogram("dualgait_aggregator_receive_seconds", "Aggregator time to handle one "
+                                             "window (store, publish, live view)", buckets=SECONDS_BUCKETS,
+                                             registry=r)
+        self.sessions_started = Counter("dualgait_sessions_started", "Walk sessions started", registry=r)
+        self.sessions_ended = Counter("dualgait_sessions_ended", "Walk sessions ended, by reason", ["reason"],
+                                      registry=r)
+        self.session_open = Gauge("dualgait_session_open", "1 while a walk session is open", registry=r)
+        self.camera_state = Gauge("dualgait_camera_state", "1 for each camera's current state", ["view", "state"],
+                                  registry=r)
+        self.previews = Counter("dualgait_previews", "Camera previews received", ["view"], registry=r)
+        self.streams_ended = Counter("dualgait_streams_ended", "End-of-stream messages from inference", registry=r)
+        self.camera_counters: dict[str, dict[str, int]] = {}
+        self.seq_gaps: dict[str, float] = {}
+        self.malformed = 0
+        r.register(_CameraCollector(self))
+        self._server = None
+
+    # ------------------------------------------------------------------ updates
+
+    def window(self, score: WindowScore) -> None:
+        self.windows.labels(validity="valid" if score.valid else (score.reason_code or "unknown")).inc()
+        for view in VIEWS:
+            self.window_frames.labels(view=view).inc(len(score.frames.get(view, [])))
+        for stage, ms in score.timings_ms.items():
+            self.stage_seconds.labels(stage=stage).observe(max(0.0, ms) / 1e3)
+        self.latency_seconds.observe(max(0.0, score.latency_ms) / 1e3)
+
+    def camera(self, event: CameraState | Heartbeat) -> None:
+        self.camera_counters[event.view] = dict(event.counters)
+        for state in CAMERA_STATES:
+            self.camera_state.labels(view=event.view, state=state).set(1 if state == event.state else 0)
+
+    def end_of_stream(self, eos: EndOfStream) -> None:
+        self.streams_ended.inc()
+        for view in VIEWS:
+            if f"seq_gaps_{view}" in eos.stats:
+                self.seq_gaps[view] = float(eos.stats[f"seq_gaps_{view}"])
+            counters = {key: int(eos.stats[f"capture_{key}_{view}"]) for key in CAMERA_COUNTERS
+                        if f"capture_{key}_{view}" in eos.stats}
+            if counters:
+                self.camera_counters[view] = {**self.camera_counters.get(view, {}), **counters}
+
+    def session_started(self) -> None:
+        self.sessions_started.inc()
+        self.session_open.set(1)
+
+    def session_ended(self, reason: str) -> None:
+        self.sessions_ended.labels(reason=reason).inc()
+        self.session_open.set(0)
+
+    # ------------------------------------------------------------------ endpoint
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` on ``host:port`` in a thread; returns the bound port (OSError with one line)."""
+        try:
+            self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        bound = int(self._server.server_address[1])
+        log.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
