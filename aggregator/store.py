@@ -16,7 +16,9 @@ Tables (schema version 1)::
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -71,10 +73,16 @@ class StoreError(OSError):
 
 
 class SessionStore:
-    """Sessions and windows in one SQLite file. Use from one thread (the aggregator's loop)."""
+    """Sessions and windows in one SQLite file. Use from one thread (the aggregator's loop).
+
+    One writer per database: a writable store holds an exclusive lock on ``<db>.lock`` (released by the OS
+    when the process dies, even by ``kill -9``), so two aggregators can never hand out the same session id
+    or carry on with the same open session. Readers (``read_only``, the CLI) need no lock.
+    """
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
+        self._lock_fd: int | None = None
         try:
             if read_only:
                 if not self.path.is_file():
@@ -82,6 +90,7 @@ class SessionStore:
                 self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock()
                 self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions below
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
@@ -90,14 +99,32 @@ class SessionStore:
             self.db.row_factory = sqlite3.Row
             version = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except (sqlite3.Error, OSError) as exc:
+            self._unlock()
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"cannot open session database {self.path}: {exc}") from None
         if version is None or int(version[0]) != SCHEMA_VERSION:
+            self.close()
             raise StoreError(f"{self.path} is not a dualgait session database (schema {SCHEMA_VERSION})")
+
+    def _lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"session database {self.path} is in use by another aggregator") from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def close(self) -> None:
         self.db.close()
+        self._unlock()
 
     # ------------------------------------------------------------------ writes
 

@@ -86,6 +86,16 @@ def test_bad_paths_and_unknown_sessions_are_one_line_errors(tmp_path):
         export_session(store, 7, tmp_path)
 
 
+def test_one_writer_per_database(tmp_path):
+    """A second writable store on the same file is refused until the first closes; readers are never refused."""
+    first = SessionStore(tmp_path / "s.db")
+    with pytest.raises(StoreError, match="in use by another aggregator"):
+        SessionStore(tmp_path / "s.db")
+    SessionStore(tmp_path / "s.db", read_only=True).close()
+    first.close()
+    SessionStore(tmp_path / "s.db").close()
+
+
 def test_read_only_store_cannot_write(tmp_path):
     SessionStore(tmp_path / "s.db").close()
     ro = SessionStore(tmp_path / "s.db", read_only=True)
