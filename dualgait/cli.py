@@ -38,12 +38,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
 
-    score = sub.add_parser("score", help="score a recorded front/side pair offline, as fast as possible")
-    _common(score)
-    from dualgait.score import add_score_args
-
-    add_score_args(score)
-
     run = sub.add_parser("run", help="start all four processes from the config and supervise them")
     _common(run)
 
@@ -145,9 +139,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
-    from dualgait.score import resolve_model
+    if cfg.inference.model.weights is None and not args.untrained:
+        from training.demo_model import DEMO_RECIPE, ensure_demo_model
 
-    cfg = resolve_model(cfg, untrained=args.untrained)
+        cfg = with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg))},
+                                                 "crop": {"input_px": DEMO_RECIPE.input_px}}})
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
@@ -166,12 +162,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo finished in {wall_s:.1f} s for {max(durations):.1f} s of recording; "
           f"wrote {out_dir / 'windows.jsonl'} and {summary_path}", flush=True)
     return 0
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from dualgait.score import run_score
-
-    return run_score(args, _load(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -234,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args, _load(args))
 
 
-COMMANDS = {"demo": cmd_demo, "score": cmd_score, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
             "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export, "bench": cmd_bench,
             "simulate": cmd_simulate, "train": cmd_train}
 
