@@ -50,6 +50,8 @@ class WalkSession:
     ended_wall_ns: int | None = None
     end_reason: str | None = None
     score: Cumulative | None = None
+    last_window: int | None = None   # the latest window's index and time in the session
+    last_t_s: float = 0.0
 
     @property
     def open(self) -> bool:
@@ -156,13 +158,19 @@ class SessionTracker:
 
     def _record(self, session: WalkSession, score: WindowScore) -> dict[str, Any]:
         assert session.score is not None
+        if score.t_start_mono_ns > 0:
+            t_s = round((score.t_start_mono_ns - session.t0_mono_ns) / 1e9, 3)
+        else:  # a window without a single frame has no capture time: place it by window index (1-s stride)
+            previous = session.last_window if session.last_window is not None else score.window - 1
+            t_s = round(session.last_t_s + max(1, score.window - previous), 3)
+        session.last_window, session.last_t_s = score.window, t_s
         return {
             "session_id": session.id,
             "index": session.windows - 1,
             "stream": score.session,
             "window": score.window,
             "walk": score.walk,
-            "t_s": round((score.t_start_mono_ns - session.t0_mono_ns) / 1e9, 3),
+            "t_s": t_s,
             "t_start_wall_ns": score.t_start_wall_ns,
             "valid": score.valid,
             "reason_code": score.reason_code,

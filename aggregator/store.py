@@ -200,4 +200,6 @@ class SessionStore:
             windows=len(windows), ended_wall_ns=row["ended_wall_ns"], end_reason=row["end_reason"])
         session.p_values = [w["p_asd"] for w in windows if w["valid"] and w["p_asd"] is not None]
         session.invalid_by_reason = Counter(w["reason_code"] or "unknown" for w in windows if not w["valid"])
+        if windows:
+            session.last_window, session.last_t_s = windows[-1]["window"], windows[-1]["t_s"]
         return session

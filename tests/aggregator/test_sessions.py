@@ -100,3 +100,16 @@ def test_resume_carries_on_with_the_same_scores_and_ids():
     assert record["index"] == 3 and record["valid_windows"] == 4
     assert record["cumulative_p_asd"] == pytest.approx(0.5) and record["t_s"] == 3.0
     assert again.current.last_seen_mono_ns == T0 + 3 * S + 875_000_000
+
+
+def test_a_window_without_frames_is_placed_after_the_previous_one():
+    """Inference sends t_start_mono_ns 0 for a window with no frame at all; it must not land at a negative time."""
+    from dataclasses import replace
+
+    tracker = _tracker()
+    tracker.window(score(0, 0.5), rx(0))
+    tracker.window(score(1, 0.5), rx(1))
+    empty = replace(score(3, code="too_few_frames", visible=(0, 0)), t_start_mono_ns=0, t_end_mono_ns=0)
+    record = tracker.window(empty, rx(3))[-1].record
+    assert record["t_s"] == 3.0 and record["index"] == 2
+    assert tracker.current.last_seen_mono_ns == T0 + S + 875_000_000  # not moved by the empty window
