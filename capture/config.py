@@ -27,6 +27,8 @@ class CaptureConfig:
     speed: float = 1.0
     loop: bool = False
     start_offset_s: float = 0.0
+    # stop after this long from the start instant (null: at the end of the source; with loop: never)
+    max_duration_s: float | None = None
     # lossless: PUSH/PULL instead of PUB/SUB, replay paced by the consumer (benchmarks, offline scoring)
     lossless: bool = False
     # transport
@@ -61,6 +63,8 @@ class CaptureConfig:
             raise ValueError(f"fps must be in (0, 1000], got {self.fps}")
         if self.fourcc is not None and (len(self.fourcc) != 4 or not self.fourcc.isascii()):
             raise ValueError(f"fourcc must be 4 ASCII characters (e.g. MJPG), got {self.fourcc!r}")
+        if self.max_duration_s is not None and self.max_duration_s <= 0:
+            raise ValueError(f"max_duration_s must be > 0 or null, got {self.max_duration_s}")
         if self.start_offset_s < 0:
             raise ValueError(f"start_offset_s must be >= 0, got {self.start_offset_s}")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:

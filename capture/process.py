@@ -122,7 +122,9 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     stop = StopFlag() if stop is None else stop
     counters = Counters()
     tracker = CameraStateTracker(view, counters, stall_timeout_s=ccfg.stall_timeout_s, detect_stalls=source.live)
-    pacer = None if source.live else Pacer(start_instant_mono_ns(start_at_unix_s, ccfg.start_delay_s), ccfg.speed)
+    start_ns = start_instant_mono_ns(start_at_unix_s, ccfg.start_delay_s)
+    pacer = None if source.live else Pacer(start_ns, ccfg.speed)
+    deadline_ns = None if ccfg.max_duration_s is None else start_ns + round(ccfg.max_duration_s * 1e9)
     reader_stop = threading.Event()
     reader = SourceReader(source, view, tracker, counters, pacer=pacer, stop=reader_stop, lossless=ccfg.lossless,
                           backoff=Backoff(ccfg.reconnect_initial_s, ccfg.reconnect_max_s),
@@ -148,6 +150,9 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
             if stop and not reader_stop.is_set():
                 reader_stop.set()
                 ending = tracker.ended("stopped")
+            elif deadline_ns is not None and time.monotonic_ns() >= deadline_ns and not reader_stop.is_set():
+                reader_stop.set()
+                ending = tracker.ended(f"max_duration_s ({ccfg.max_duration_s:g} s) reached")
             while not reader.events.empty():
                 event = reader.events.get()
                 if event.state == "ended":

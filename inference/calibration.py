@@ -16,7 +16,7 @@ from dualgait.config import DualgaitConfig
 from dualgait.messages import VIEWS, Frame
 
 if TYPE_CHECKING:
-    from inference.pipeline import Tracker
+    from inference.detector import Detector
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,25 @@ class _ClipCollector:
 
 
 def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
-                    trackers: Mapping[str, Tracker] | None = None,
+                    detector: Detector | None = None,
                     on_frame: Callable[[str, int, np.ndarray], None] | None = None) -> list[dict[str, np.ndarray]]:
     """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops.
 
-    ``trackers`` replace the YOLO tracker per view (e.g. true boxes); ``on_frame(view, index, image)``
-    sees each decoded frame just before it enters the pipeline.
+    ``detector`` replaces the YOLO detector (e.g. true boxes per view, or one already loaded);
+    ``on_frame(view, index, image)`` sees each decoded frame just before it enters the pipeline. Frames
+    count as received at their capture time (a file is not late).
     """
     import torch
 
     from capture.sources import FileSource
-    from inference.detector import PatientTracker
+    from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
 
     threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
     collector = _ClipCollector()
-    if trackers is None:
-        trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
-    pipeline = InferencePipeline(cfg.inference, trackers=dict(trackers), engine=collector, clock_ns=lambda: 0)
+    if detector is None:
+        detector = YoloDetector(cfg.inference.detector)
+    pipeline = InferencePipeline(cfg.inference, detector=detector, engine=collector, clock_ns=lambda: 0)
     sources = {"front": FileSource(front), "side": FileSource(side)}
     try:
         streams = {view: src.frames() for view, src in sources.items()}
@@ -72,7 +73,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
                     on_frame(view, decoded.index, decoded.image)
                 frame = Frame(view, decoded.index, decoded.pts_ns, decoded.pts_ns, decoded.image,
                               source_ts_ns=decoded.pts_ns)
-                pipeline.push(frame, received_ns=0)
+                pipeline.push(frame, received_ns=decoded.pts_ns)
             if not pushed:
                 break
     finally:

@@ -15,8 +15,55 @@ class DetectorConfig:
     conf: float = 0.25
     iou: float = 0.7
     tracker: str = "bytetrack.yaml"
+    # lost tracks are kept this many samples (the tracker sees the sampled frames only: 16 = 2 s at 8 Hz)
+    track_buffer_samples: int = 16
     person_class: int = 0
     device: str = "cpu"
+    half: bool = False  # fp16 on CUDA
+    # both views' frames in one model call per sample (off: one call per view)
+    batch_views: bool = True
+    # samples skipped between detector runs (DeepStream's "interval"): 1 detects every other sample (always
+    # a window's last) and interpolates the patient's box in between; 0 detects every sample
+    interval_samples: int = 0
+
+    def __post_init__(self) -> None:
+        if self.track_buffer_samples < 1:
+            raise ValueError("track_buffer_samples must be >= 1")
+        if not 0 <= self.interval_samples <= 3:
+            raise ValueError("interval_samples must be in 0..3")
+
+
+@dataclass(slots=True)
+class PatientConfig:
+    """Which tracked person is the patient (rules in :mod:`inference.patient`)."""
+
+    # walkway regions, fractions of the frame [x0, y0, x1, y1]: the box's bottom centre (feet) must lie inside
+    walkway_front: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])
+    walkway_side: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])
+    min_height_frac: float = 0.1  # box height / frame height
+    require_motion: bool = True  # lock only a person who moves (not a standing member of staff)
+    min_motion_per_s: float = 0.3  # thumbnail change + displacement in box heights, per second
+    motion_window_s: float = 0.75
+    lost_after_s: float = 1.0  # a locked patient unseen this long is released
+    walk_gap_s: float = 3.0  # no patient in either view this long: the walk is over, trackers reset
+    max_start_offset_s: float = 3.0  # the two views must lock their patient within this of each other
+
+    def __post_init__(self) -> None:
+        for name in ("walkway_front", "walkway_side"):
+            region = getattr(self, name)
+            if len(region) != 4 or not (0 <= region[0] < region[2] <= 1 and 0 <= region[1] < region[3] <= 1):
+                raise ValueError(f"{name} must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+        if not 0 <= self.min_height_frac < 1:
+            raise ValueError("min_height_frac must be in [0, 1)")
+        for name in ("motion_window_s", "lost_after_s", "walk_gap_s", "max_start_offset_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.min_motion_per_s < 0:
+            raise ValueError("min_motion_per_s must be >= 0")
+
+    def walkway(self, view: str) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = self.walkway_front if view == "front" else self.walkway_side
+        return (x0, y0, x1, y1)
 
 
 @dataclass(slots=True)
@@ -45,6 +92,9 @@ class WindowConfig:
     max_pair_wait_s: float = 2.0
     # a window is scored only when the patient is found in both views in at least this many samples
     min_visible_frames: int = 8
+    # a frame received longer than this after its capture is stale (the window is not scored); null: no limit.
+    # Not applied to lossless replay (capture.lossless), which inference paces: frames wait there by design
+    max_frame_age_s: float | None = 2.0
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.duration_s <= 0:
@@ -55,6 +105,8 @@ class WindowConfig:
             raise ValueError(f"stride_s must be a positive multiple of duration_s/frames ({step_s:g} s)")
         if not 1 <= self.min_visible_frames <= self.frames:
             raise ValueError("min_visible_frames must be in 1..frames")
+        if self.max_frame_age_s is not None and self.max_frame_age_s <= 0:
+            raise ValueError("max_frame_age_s must be > 0 or null")
 
     @property
     def step_s(self) -> float:
@@ -117,6 +169,7 @@ class ModelConfig:
 @dataclass(slots=True)
 class InferenceConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    patient: PatientConfig = field(default_factory=PatientConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -126,6 +179,10 @@ class InferenceConfig:
     view_silence_s: float = 5.0
 
     def __post_init__(self) -> None:
+        every = self.detector.interval_samples + 1
+        if self.window.stride_samples % every:
+            raise ValueError(f"window stride ({self.window.stride_samples} samples) must be a multiple of "
+                             f"detector.interval_samples + 1 ({every}) so that every window ends on a detection")
         if self.receive_hwm_frames < 1:
             raise ValueError("receive_hwm_frames must be >= 1")
         if self.view_silence_s <= 0:

@@ -1,10 +1,21 @@
-"""Per-view person tracking with Ultralytics YOLO, and the choice of the patient among the people seen."""
+"""Person detection and tracking per view: one Ultralytics YOLO model for both views, one tracker per view.
+
+:class:`YoloDetector` runs the model once per sample on both views' frames together (a batch of two:
+one call, one preprocessing pass; on a GPU one kernel launch per layer for both views) and feeds each
+view's boxes to that view's own ByteTrack instance (Ultralytics' ``BYTETracker``), so track ids never
+mix across views. Which person is the patient is decided later, by :mod:`inference.patient`.
+
+The tracker sees only the sampled frames (8 per second by default), so its buffer of lost tracks is set
+in samples (``track_buffer_samples``), not camera frames.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -19,15 +30,32 @@ class Detection:
     track_id: int | None
 
 
-def choose_patient(detections: list[Detection], locked_id: int | None) -> Detection | None:
-    """The locked track if it is still seen, else the largest person box (the one nearest the camera)."""
-    if not detections:
-        return None
-    if locked_id is not None:
-        for det in detections:
-            if det.track_id == locked_id:
-                return det
-    return max(detections, key=lambda d: (d.box_xyxy[2] - d.box_xyxy[0]) * (d.box_xyxy[3] - d.box_xyxy[1]))
+class Detector(Protocol):
+    """What the pipeline needs: people with track ids in each view's image, and a reset between walks."""
+
+    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]: ...
+    def reset(self) -> None: ...
+
+
+class ViewTracker(Protocol):
+    """One view's tracker (e.g. true boxes in training); :class:`PerViewDetector` combines them."""
+
+    def track(self, image: np.ndarray) -> list[Detection]: ...
+    def reset(self) -> None: ...
+
+
+class PerViewDetector:
+    """A :class:`Detector` made of one independent :class:`ViewTracker` per view (no batching)."""
+
+    def __init__(self, trackers: Mapping[str, ViewTracker]) -> None:
+        self.trackers = dict(trackers)
+
+    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]:
+        return {view: self.trackers[view].track(image) for view, image in images.items()}
+
+    def reset(self) -> None:
+        for tracker in self.trackers.values():
+            tracker.reset()
 
 
 def configure_ultralytics_env(config_dir: str | os.PathLike[str]) -> None:
@@ -38,13 +66,10 @@ def configure_ultralytics_env(config_dir: str | os.PathLike[str]) -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
 
 
-class PatientTracker:
-    """One view's tracker: ``update(image)`` -> the patient's Detection or None.
+class YoloDetector:
+    """Ultralytics YOLO (any format it loads: OpenVINO, .pt, ONNX, TensorRT .engine) + ByteTrack per view."""
 
-    Each view has its own YOLO instance, because Ultralytics keeps the tracker state on the predictor.
-    """
-
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: DetectorConfig, *, views: tuple[str, ...] = ("front", "side")) -> None:
         weights = Path(cfg.weights)
         if not weights.exists():
             raise DetectorError(f"detector weights not found: {weights} (set inference.detector.weights)")
@@ -55,27 +80,56 @@ class PatientTracker:
         except Exception as exc:  # Ultralytics raises many types for unreadable weights
             raise DetectorError(f"cannot load detector weights {weights}: {exc}") from None
         self._cfg = cfg
-        self._locked_id: int | None = None
+        self.views = views
+        self.reset()
 
-    def update(self, image: np.ndarray) -> tuple[Detection | None, int]:
-        """Track people in ``image`` (H, W, 3) BGR; returns (patient or None, number of people seen)."""
-        cfg = self._cfg
-        result = self._model.track(image, persist=True, tracker=cfg.tracker, classes=[cfg.person_class],
-                                   conf=cfg.conf, iou=cfg.iou, imgsz=cfg.imgsz_px, device=cfg.device,
-                                   verbose=False)[0]
-        boxes = result.boxes
-        xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
-        conf = boxes.conf.cpu().numpy() if len(boxes) else np.zeros(0)
-        ids = boxes.id.int().cpu().tolist() if boxes.id is not None else [None] * len(boxes)
-        people = [Detection(tuple(float(v) for v in xyxy[i]), float(conf[i]), ids[i]) for i in range(len(boxes))]
-        patient = choose_patient(people, self._locked_id)
-        if patient is not None and patient.track_id is not None:
-            self._locked_id = patient.track_id
-        return patient, len(people)
+    def _new_tracker(self):
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        args = IterableSimpleNamespace(**YAML.load(check_yaml(self._cfg.tracker)))
+        args.track_buffer = self._cfg.track_buffer_samples
+        kinds = {"bytetrack": BYTETracker, "botsort": BOTSORT}
+        if args.tracker_type not in kinds or getattr(args, "with_reid", False):
+            raise DetectorError(f"tracker {self._cfg.tracker}: only bytetrack and botsort without ReID are supported")
+        return kinds[args.tracker_type](args=args)
 
     def reset(self) -> None:
-        """Forget tracks (between walks/streams)."""
-        self._locked_id = None
-        predictor = getattr(self._model, "predictor", None)
-        for tracker in getattr(predictor, "trackers", None) or []:
-            tracker.reset()
+        """Forget every track (a new walk or stream): fresh ids, no Kalman state from the last walk."""
+        self._trackers = {view: self._new_tracker() for view in self.views}
+
+    def _predict(self, images: list[np.ndarray]):
+        cfg = self._cfg
+        extra = {"half": True} if cfg.half else {}  # passing half=False makes Ultralytics warn on every call
+        return self._model.predict(images, classes=[cfg.person_class], conf=cfg.conf, iou=cfg.iou,
+                                   imgsz=cfg.imgsz_px, device=cfg.device, verbose=False, **extra)
+
+    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]:
+        """view -> (H, W, 3) BGR image; returns view -> people with track ids."""
+        views = list(images)
+        if self._cfg.batch_views:
+            results = self._predict([images[v] for v in views])
+        else:
+            results = [self._predict([images[v]])[0] for v in views]
+        out: dict[str, list[Detection]] = {}
+        for view, result in zip(views, results, strict=True):
+            boxes = result.boxes.cpu().numpy()
+            tracks = self._trackers[view].update(boxes, images[view])  # (N, 8) x1 y1 x2 y2 id score cls idx
+            out[view] = [Detection((float(t[0]), float(t[1]), float(t[2]), float(t[3])), float(t[5]), int(t[4]))
+                         for t in tracks]
+        return out
+
+
+class YoloViewTracker:
+    """One view with its own :class:`YoloDetector` (for mixing with true boxes per view, in training)."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        self._detector = YoloDetector(cfg, views=("view",))
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        return self._detector.track({"view": image})["view"]
+
+    def reset(self) -> None:
+        self._detector.reset()

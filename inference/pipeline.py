@@ -1,12 +1,24 @@
-"""Frames in, window scores out: pairing -> sampling -> tracking + crop -> windows -> model.
+"""Frames in, window scores out: pairing -> sampling -> tracking + patient lock + crop -> windows -> model.
 
 A plain class without sockets (the process loop in ``inference.process`` owns those), so it runs and
-tests without ZeroMQ. The detector runs only on the sampled frames (8 per second per view), not on
-every frame.
+tests without ZeroMQ. The detector runs only on the sampled frames a window needs (8 per second per
+view by default, both views in one call), never on every frame.
+
+Per-stage timings of each window (``WindowScore.timings_ms``, milliseconds):
+
+- ``receive``: capture of the window's last frame -> its receipt by inference (transport + queueing);
+- ``pair``: pairing and sampling of the frames pushed since the previous window;
+- ``detect``: detector + tracker on the window's samples (both views), ``crop``: their crops;
+- ``wait``: receipt of the window's last frame -> model start, less that last sample's own detect and
+  crop (the sampler's one-pair look-ahead, and queueing behind other work);
+- ``model``: clip assembly + the model; ``publish``: model end -> the score is stamped for sending.
+
+``latency_ms`` is end to end: capture of the window's last frame -> score published (host monotonic).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import uuid
@@ -16,19 +28,18 @@ from typing import Protocol
 
 import numpy as np
 
-from dualgait.messages import VIEWS, EndOfStream, Frame, WindowScore
+from dualgait.messages import REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
-from inference.detector import Detection
+from inference.detector import Detection, Detector
 from inference.pairing import FramePairer
+from inference.patient import PatientLock, WalkMonitor
 from inference.sampling import Sample, WindowReady, WindowSampler
+from inference.validity import check_window
 
 log = logging.getLogger(__name__)
 
-
-class Tracker(Protocol):
-    def update(self, image: np.ndarray) -> tuple[Detection | None, int]: ...
-    def reset(self) -> None: ...
+__all__ = ["InferencePipeline", "Model", "ProcessedSample"]
 
 
 class Model(Protocol):
@@ -47,14 +58,20 @@ class Model(Protocol):
 @dataclass(slots=True)
 class ProcessedSample:
     index: int
-    missing: bool
+    missing: str | None = None  # why the sample has no frame pair: "too_few_frames: ..." or "skew: ..."
+    stale: str | None = None  # why its frames are stale
+    skipped: bool = False  # in no window (stride longer than the window): not detected
+    detected: bool = False  # the detector ran on it (else, with detector.interval_samples, boxes are interpolated)
     seqs: dict[str, int] = field(default_factory=dict)
     t_mono_ns: int = 0
     t_wall_ns: int = 0
     last_capture_ns: int = 0  # the later capture time of the two views
+    last_received_ns: int = 0  # receipt of the later of the two frames
     skew_ns: int = 0
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # kept until the view's crop is made
+    people: dict[str, list[Detection]] = field(default_factory=dict)
+    patient: dict[str, Detection] = field(default_factory=dict)
     crops: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (input_px, input_px, 3) uint8
-    receive_ms: float = 0.0
     detect_ms: float = 0.0
     crop_ms: float = 0.0
 
@@ -66,10 +83,10 @@ def _ms(t0: float) -> float:
 class InferencePipeline:
     """One stream (session) at a time; ``reset()`` starts the next one."""
 
-    def __init__(self, cfg: InferenceConfig, *, trackers: dict[str, Tracker], engine: Model,
+    def __init__(self, cfg: InferenceConfig, *, detector: Detector, engine: Model,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.cfg = cfg
-        self.trackers = trackers
+        self.detector = detector
         self.engine = engine
         self.clock_ns = clock_ns
         self.reset()
@@ -81,16 +98,24 @@ class InferencePipeline:
         self.sampler = WindowSampler(frames=win.frames, step_ns=round(win.step_s * 1e9),
                                      stride_samples=win.stride_samples)
         self.samples: dict[int, ProcessedSample] = {}
-        for tracker in self.trackers.values():
-            tracker.reset()
+        self.detector.reset()
+        self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view)) for view in VIEWS}
+        self.walks = WalkMonitor(self.cfg.patient, VIEWS)
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
-            "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0,
+            "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0, "samples_skipped": 0,
+            "samples_detected": 0,
             "visible_front": 0, "visible_side": 0, "windows": 0, "windows_valid": 0,
-            "seq_gaps_front": 0, "seq_gaps_side": 0,
+            "seq_gaps_front": 0, "seq_gaps_side": 0, "frames_stale_front": 0, "frames_stale_side": 0, "walks": 0,
+            **{f"invalid_{code}": 0 for code in REASON_CODES},
         }
         self._last_seq: dict[str, int | None] = dict.fromkeys(VIEWS)
+        self._last_source_ts: dict[str, int | None] = dict.fromkeys(VIEWS)
+        # (view, seq) -> (received_ns, why stale or None), for the frames that may still be sampled
+        self._frame_meta: collections.OrderedDict[tuple[str, int], tuple[int, str | None]] = collections.OrderedDict()
+        self._recent_ns = {view: collections.deque(maxlen=128) for view in VIEWS}  # capture times seen
         self._pair_ms = 0.0
+        self._model_end_ns = 0
         self._started = False
 
     @property
@@ -109,6 +134,7 @@ class InferencePipeline:
         if last is not None and frame.seq > last + 1:
             self.stats[f"seq_gaps_{view}"] += frame.seq - last - 1
         self._last_seq[view] = frame.seq
+        self._note_frame(frame, received_ns)
         t0 = time.perf_counter()
         self.sampler.start(frame.capture_mono_ns)
         pairs = self.pairer.push(frame)
@@ -120,95 +146,193 @@ class InferencePipeline:
         scores: list[WindowScore] = []
         for event in events:
             if isinstance(event, Sample):
-                self.samples[event.index] = self._process_sample(event, received_ns)
+                self._process_sample(event)
             else:
                 scores.append(self._score_window(event))
                 self._forget_old_samples()
         return scores
 
-    def _process_sample(self, sample: Sample, received_ns: int) -> ProcessedSample:
+    def _note_frame(self, frame: Frame, received_ns: int) -> None:
+        """Remember the frame's receipt and whether it is stale (too old, or a repeat of the last frame)."""
+        view = frame.view
+        stale = None
+        age_ns = received_ns - frame.capture_mono_ns
+        max_age_s = self.cfg.window.max_frame_age_s
+        if max_age_s is not None and age_ns > max_age_s * 1e9:
+            stale = f"{view} frame {frame.seq} arrived {age_ns / 1e6:.0f} ms after capture (limit {max_age_s:g} s)"
+        elif frame.source_ts_ns is not None and frame.source_ts_ns == self._last_source_ts[view]:
+            stale = f"{view} frame {frame.seq} repeats the camera's previous frame (same source timestamp)"
+        self._last_source_ts[view] = frame.source_ts_ns
+        if stale is not None:
+            self.stats[f"frames_stale_{view}"] += 1
+        self._frame_meta[(view, frame.seq)] = (received_ns, stale)
+        while len(self._frame_meta) > 512:
+            self._frame_meta.popitem(last=False)
+        self._recent_ns[view].append(frame.capture_mono_ns)
+
+    def _missing_cause(self, target_ns: int) -> str:
+        """Why no pair was found near ``target_ns``: a view without frames there, or frames too far apart."""
+        half = self.sampler.step_ns // 2
+        near = {v: any(abs(t - target_ns) <= half for t in self._recent_ns[v]) for v in VIEWS}
+        if all(near.values()):
+            return "skew"
+        return "too_few_frames:" + ",".join(v for v in VIEWS if not near[v])
+
+    def _process_sample(self, sample: Sample) -> ProcessedSample:
         self.stats["samples"] += 1
         if sample.pair is None:
             self.stats["samples_missing"] += 1
-            return ProcessedSample(sample.index, missing=True, t_mono_ns=sample.target_ns)
+            out = ProcessedSample(sample.index, missing=self._missing_cause(sample.target_ns),
+                                  t_mono_ns=sample.target_ns)
+            self.samples[sample.index] = out
+            return out
         pair = sample.pair
         frames = {"front": pair.front, "side": pair.side}
-        last_capture = max(f.capture_mono_ns for f in frames.values())
+        meta = {v: self._frame_meta.get((v, f.seq), (0, None)) for v, f in frames.items()}
         out = ProcessedSample(
-            sample.index, missing=False, seqs={v: f.seq for v, f in frames.items()},
-            t_mono_ns=pair.t_mono_ns, t_wall_ns=pair.front.capture_wall_ns, last_capture_ns=last_capture,
-            skew_ns=pair.skew_ns, receive_ms=max(0.0, (received_ns - last_capture) / 1e6))
-        crop_cfg = self.cfg.crop
-        for view, frame in frames.items():
-            t0 = time.perf_counter()
-            patient, _people = self.trackers[view].update(frame.image)
-            out.detect_ms += _ms(t0)
-            if patient is None:
-                continue
-            self.stats[f"visible_{view}"] += 1
-            t0 = time.perf_counter()
-            plan = plan_crop(patient.box_xyxy, frame_w_px=frame.width, frame_h_px=frame.height,
-                             canvas_px=crop_cfg.canvas_px, out_px=crop_cfg.input_px)
-            out.crops[view] = apply_crop(frame.image, plan)
-            out.crop_ms += _ms(t0)
+            sample.index, seqs={v: f.seq for v, f in frames.items()}, t_mono_ns=pair.t_mono_ns,
+            t_wall_ns=pair.front.capture_wall_ns, last_capture_ns=max(f.capture_mono_ns for f in frames.values()),
+            last_received_ns=max(m[0] for m in meta.values()), skew_ns=pair.skew_ns,
+            stale=next((m[1] for m in meta.values() if m[1] is not None), None))
+        self.samples[sample.index] = out
+        if not self.sampler.needed(sample.index):
+            out.skipped = True
+            self.stats["samples_skipped"] += 1
+            return out
+        out.images = {v: f.image for v, f in frames.items()}
+        every = self.cfg.detector.interval_samples + 1
+        if (sample.index - (self.cfg.window.frames - 1)) % every:
+            return out  # between detector runs: its boxes are interpolated once the next detection is in
+        out.detected = True
+        self.stats["samples_detected"] += 1
+        t0 = time.perf_counter()
+        people = self.detector.track({v: f.image for v, f in frames.items()})
+        out.detect_ms = _ms(t0)
+        out.people = people
+        updates = {v: self.locks[v].update(pair.t_mono_ns, people[v], frames[v].image) for v in VIEWS}
+        for view, update in updates.items():
+            if update.patient is not None:
+                self._set_patient(out, view, update.patient)
+            if update.acquired:
+                self._claim_earlier_sightings(view, update.patient.track_id, before=sample.index)
+            if every > 1:
+                self._interpolate_between_detections(view)
+        if self.walks.update(pair.t_mono_ns, updates) == "ended":
+            log.info("walk %d ended: no patient in either view for %.1f s; trackers reset",
+                     self.walks.walk, self.cfg.patient.walk_gap_s)
+            self.detector.reset()
+            for lock in self.locks.values():
+                lock.reset()
+        self.stats["walks"] = self.walks.walk + 1
         return out
 
+    def _interpolate_between_detections(self, view: str) -> None:
+        """Samples the detector skipped get the patient's box interpolated (in time) between the detected
+        samples around them, when both show the same track; next to only one of them, its box is held."""
+        kept = [self.samples[k] for k in sorted(self.samples)]
+        detected = [s for s in kept if s.detected]
+        for sample in kept:
+            if sample.detected or sample.missing or view in sample.crops or view not in sample.images:
+                continue
+            after = next((d for d in detected if d.index > sample.index), None)
+            if after is None or view not in after.patient:
+                continue
+            target = after.patient[view]
+            before = next((d for d in reversed(detected) if d.index < sample.index), None)
+            seen = next((p for p in (before.people.get(view, []) if before else []) if p.track_id == target.track_id),
+                        None)
+            if seen is None:
+                if after.index - sample.index > self.cfg.detector.interval_samples:
+                    continue
+                box = target.box_xyxy
+            else:
+                a = (sample.t_mono_ns - before.t_mono_ns) / max(1, after.t_mono_ns - before.t_mono_ns)
+                box = tuple(b0 + a * (b1 - b0) for b0, b1 in zip(seen.box_xyxy, target.box_xyxy, strict=True))
+            self._set_patient(sample, view, Detection(box, target.conf, target.track_id))
+
+    def _set_patient(self, sample: ProcessedSample, view: str, patient: Detection) -> None:
+        image = sample.images.pop(view, None)
+        if image is None:
+            return
+        t0 = time.perf_counter()
+        crop_cfg = self.cfg.crop
+        plan = plan_crop(patient.box_xyxy, frame_w_px=image.shape[1], frame_h_px=image.shape[0],
+                         canvas_px=crop_cfg.canvas_px, out_px=crop_cfg.input_px)
+        sample.crops[view] = apply_crop(image, plan)
+        sample.patient[view] = patient
+        sample.crop_ms += _ms(t0)
+        self.stats[f"visible_{view}"] += 1
+
+    def _claim_earlier_sightings(self, view: str, track_id: int | None, *, before: int) -> None:
+        """A lock needs a motion window of history: the locked person's earlier sightings (still kept for an
+        open window) are the patient too, so the walk's first window is not lost to the lock's delay."""
+        for k in sorted(self.samples):
+            sample = self.samples[k]
+            if k >= before or view in sample.patient:
+                continue
+            match = next((d for d in sample.people.get(view, []) if d.track_id == track_id), None)
+            if match is not None:
+                self._set_patient(sample, view, match)
+
+    # ----------------------------------------------------------------------------------- windows
+
+    def _check_window(self, samples: list[ProcessedSample | None]) -> tuple[str, str] | None:
+        return check_window(samples, self.cfg.window, locks=self.locks, walks=self.walks,
+                            pair_tolerance_ns=self.pairer.tolerance_ns())
+
     def _score_window(self, ready: WindowReady) -> WindowScore:
-        t_start = time.perf_counter()
+        start_ns = self.clock_ns()
         win = self.cfg.window
         samples = [self.samples.get(k) for k in range(ready.first_sample, ready.first_sample + win.frames)]
-        present = [s for s in samples if s is not None and not s.missing]
-        visible = {v: sum(1 for s in present if v in s.crops) for v in VIEWS}
-        both = [s for s in present if all(v in s.crops for v in VIEWS)]
-        reason: str | None = None
-        code: str | None = None
-        if len(present) < win.frames:
-            code = "too_few_frames"
-            reason = f"pairing: {win.frames - len(present)} of {win.frames} samples have no front/side pair"
-        elif len(both) < win.min_visible_frames:
-            code = "patient_missing"
-            lost = [v for v in VIEWS if visible[v] < win.min_visible_frames]
-            reason = (f"patient not visible: found in {visible['front']}/{win.frames} front and "
-                      f"{visible['side']}/{win.frames} side samples" + (f" ({', '.join(lost)})" if lost else ""))
+        present = [s for s in samples if s is not None and s.missing is None]
+        verdict = self._check_window(samples)
         out: dict[str, float] = {}
         model_ms = 0.0
-        if reason is None:
+        if verdict is None:
             t0 = time.perf_counter()
-            clip = {v: np.stack([s.crops[v] for s in both]) for v in self.engine.views}  # (T, H, W, 3) uint8
+            clip = {v: np.stack([s.crops[v] for s in present]) for v in self.engine.views}  # (T, H, W, 3) uint8
             out = self.engine.predict(clip)
             model_ms = _ms(t0)
+        code, reason = verdict if verdict is not None else (None, None)
         weights = ({"front": out["w_front"], "side": out["w_side"]} if "w_front" in out and "w_side" in out
                    else None)
-        stack_ms = _ms(t_start) - model_ms
-        first = present[0] if present else samples[0]
-        last = present[-1] if present else samples[-1]
         self.stats["windows"] += 1
-        self.stats["windows_valid"] += reason is None
+        if code is None:
+            self.stats["windows_valid"] += 1
+        else:
+            self.stats[f"invalid_{code}"] += 1
+        last = present[-1] if present else None
+        wait_ms = 0.0
+        if last is not None and last.last_received_ns:
+            wait_ms = max(0.0, (start_ns - last.last_received_ns) / 1e6 - last.detect_ms - last.crop_ms)
         timings = {
-            "receive": round(present[-1].receive_ms, 3) if present else 0.0,
+            "receive": round(max(0.0, (last.last_received_ns - last.last_capture_ns) / 1e6), 3) if last else 0.0,
             "pair": round(self._pair_ms, 3),
             "detect": round(sum(s.detect_ms for s in present), 3),
             "crop": round(sum(s.crop_ms for s in present), 3),
-            "window": round(stack_ms, 3),
+            "wait": round(wait_ms, 3),
             "model": round(model_ms, 3),
         }
         self._pair_ms = 0.0
-        score = WindowScore(
+        self._model_end_ns = self.clock_ns()
+        first = samples[0]
+        end_ns = max((s.last_capture_ns for s in present), default=samples[-1].t_mono_ns if samples[-1] else 0)
+        return WindowScore(
             session=self.session,
             window=ready.window,
             frames={v: [s.seqs[v] for s in present] for v in VIEWS},
             t_start_mono_ns=first.t_mono_ns if first else 0,
-            t_end_mono_ns=max((s.last_capture_ns for s in present), default=last.t_mono_ns if last else 0),
+            t_end_mono_ns=end_ns,
             t_start_wall_ns=first.t_wall_ns if first else 0,
-            valid=reason is None,
+            valid=code is None,
             reason=reason,
             reason_code=code,
-            walk=None,
+            walk=self.walks.walk if self.walks.active else None,
             p_asd=out.get("p_asd"),
             p_front=out.get("p_front"),
             p_side=out.get("p_side"),
             view_weights=weights,
-            visible=visible,
+            visible={v: sum(1 for s in present if v in s.crops) for v in VIEWS},
             max_skew_ms=round(max((abs(s.skew_ns) for s in present), default=0) / 1e6, 3),
             timings_ms=timings,
             latency_ms=0.0,
@@ -216,15 +340,18 @@ class InferencePipeline:
             untrained=self.engine.untrained,
             synthetic=self.engine.synthetic,
         )
-        return score
 
     def stamp_latency(self, score: WindowScore) -> WindowScore:
-        """Set ``latency_ms``: now minus the capture of the window's last frame. Call just before publishing."""
-        score.latency_ms = round(max(0, self.clock_ns() - score.t_end_mono_ns) / 1e6, 3)
+        """Set ``latency_ms`` (capture of the window's last frame -> now) and the ``publish`` stage; call just
+        before sending."""
+        now_ns = self.clock_ns()
+        score.latency_ms = round(max(0, now_ns - score.t_end_mono_ns) / 1e6, 3)
+        score.timings_ms["publish"] = round(max(0, now_ns - self._model_end_ns or now_ns) / 1e6, 3)
         return score
 
     def _forget_old_samples(self) -> None:
-        keep_from = self.sampler.oldest_sample_still_needed()
+        # with detector.interval_samples, the detected sample before a window's first one is its left neighbour
+        keep_from = self.sampler.oldest_sample_still_needed() - self.cfg.detector.interval_samples
         for k in [k for k in self.samples if k < keep_from]:
             del self.samples[k]
 
@@ -234,4 +361,6 @@ class InferencePipeline:
         stats.update({f"unpaired_{v}": n for v, n in self.pairer.stats.unpaired.items()})
         stats["max_abs_skew_ms"] = round(self.pairer.stats.max_abs_skew_ns / 1e6, 3)
         stats["pairs"] = self.pairer.stats.pairs
+        for view, lock in self.locks.items():
+            stats.update({f"patient_{key}_{view}": n for key, n in lock.stats.items()})
         return EndOfStream(source="inference", reason=reason, stats=stats)

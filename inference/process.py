@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import zmq
 
@@ -26,21 +27,23 @@ from inference.camera_monitor import CameraMonitor
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(cfg: DualgaitConfig):
-    """Load the trackers and the model, warm them up (first calls compile), and return the pipeline."""
+def build_pipeline(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
+    """Load the detector and the model, warm them up (first calls compile), and return the pipeline."""
     import numpy as np
 
-    from inference.detector import PatientTracker
+    from inference.detector import YoloDetector
     from inference.engines import set_torch_threads
     from inference.engines.factory import create_runner
     from inference.pipeline import InferencePipeline
 
     icfg = cfg.inference
+    if cfg.capture.lossless and icfg.window.max_frame_age_s is not None:
+        # lossless replay is paced by inference: frames wait in the queue by design, so age says nothing
+        icfg = replace(icfg, window=replace(icfg.window, max_frame_age_s=None))
     t0 = time.perf_counter()
-    trackers = {view: PatientTracker(icfg.detector) for view in VIEWS}
+    detector = YoloDetector(icfg.detector)
     blank = np.zeros((icfg.detector.imgsz_px, icfg.detector.imgsz_px, 3), dtype=np.uint8)
-    for tracker in trackers.values():
-        tracker.update(blank)
+    detector.track(dict.fromkeys(VIEWS, blank))
     # Ultralytics sets torch to one thread on its first predict: set ours back after it
     threads = set_torch_threads(icfg.model.threads)
     runner = create_runner(icfg.model, input_px=icfg.crop.input_px, frames=icfg.window.frames)
@@ -49,7 +52,7 @@ def build_pipeline(cfg: DualgaitConfig):
              threads)
     if runner.untrained:
         log.warning("untrained model: scores are meaningless")
-    return InferencePipeline(icfg, trackers=trackers, engine=runner)
+    return InferencePipeline(icfg, detector=detector, engine=runner, clock_ns=clock_ns)
 
 
 class LosslessReceiver:

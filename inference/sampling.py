@@ -92,6 +92,10 @@ class WindowSampler:
             return [WindowReady(last_offset // self.stride_samples, last_offset)]
         return []
 
+    def needed(self, k: int) -> bool:
+        """Whether sample k belongs to any window (not when the stride is longer than the window)."""
+        return k % self.stride_samples < self.frames
+
     def oldest_sample_still_needed(self) -> int:
         """Samples below this index belong to no window that can still complete."""
         next_window_first = -(-max(self._next - self.frames + 1, 0) // self.stride_samples) * self.stride_samples

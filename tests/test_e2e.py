@@ -33,7 +33,10 @@ def _write_config(tmp_path: Path, assets: Path, out_dir: Path) -> Path:
                     "lossless": True},
         "inference": {"detector": {"weights": str(assets / "weights/yolo11n_int8_openvino_model")},
                       "exit_on_end_of_stream": True},
-        "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
+        # its own session database and free ports: nothing shared with the user's aggregator or another run
+        "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True, "publish_endpoint": None,
+                       "store": {"db_path": str(tmp_path / "sessions.db")}, "http": {"port": 0},
+                       "metrics": {"port": 0}},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

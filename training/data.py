@@ -46,7 +46,7 @@ from training.config import TrainingConfig
 from training.manifest import ManifestRow
 
 if TYPE_CHECKING:
-    from inference.pipeline import Tracker
+    from inference.detector import ViewTracker
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,10 @@ def read_boxes(path: str | os.PathLike[str]) -> dict[int, tuple[float, float, fl
 
 
 class TrueBoxTracker:
-    """Stands in for :class:`inference.detector.PatientTracker` with known boxes, one view.
+    """Stands in for the YOLO tracker of one view with known boxes.
 
-    Same protocol: ``update(image) -> (Detection | None, people)`` and ``reset()``. The pipeline hands
+    Same protocol (:class:`inference.detector.ViewTracker`): ``track(image) -> people`` (here the one
+    true box, track id 1) and ``reset()``. The pipeline hands
     the tracker only the image of each sampled frame, so the frame index is looked up from the image
     object: :meth:`expect` registers every decoded image with its index (a weak reference, nothing is
     kept alive). Counts frames seen and frames with a box, for the log.
@@ -130,17 +131,17 @@ class TrueBoxTracker:
             if known is ref:
                 del self._pending[key]
 
-    def update(self, image: np.ndarray) -> tuple[Detection | None, int]:
+    def track(self, image: np.ndarray) -> list[Detection]:
         entry = self._pending.get(id(image))
         self.frames_seen += 1
         if entry is None or entry[0]() is not image:
             self.frames_unknown += 1
-            return None, 0
+            return []
         box = self.boxes.get(entry[1])
         if box is None:
-            return None, 0
+            return []
         self.frames_with_box += 1
-        return Detection(box, 1.0, 1), 1
+        return [Detection(box, 1.0, 1)]
 
     def reset(self) -> None:
         """Nothing to forget: the boxes belong to the recording."""
@@ -190,17 +191,17 @@ def cache_key(row: ManifestRow, cfg: DualgaitConfig) -> str:
 
 
 def extract_windows(row: ManifestRow, cfg: DualgaitConfig, *,
-                    detector: Callable[[str], Tracker] | None = None) -> dict[str, np.ndarray]:
+                    detector: Callable[[str], ViewTracker] | None = None) -> dict[str, np.ndarray]:
     """Run the live pipeline code on one recording: view -> (N, T, H, W, 3) uint8 BGR crops.
 
     ``detector(view)``: the YOLO tracker for a view without true boxes (default: a new one). Loading one
     costs about 0.4 s, so :func:`load_windows` reuses one per view; the pipeline resets it per recording.
     """
     from inference.calibration import recording_clips
-    from inference.detector import PatientTracker
+    from inference.detector import PerViewDetector, YoloViewTracker
 
-    def new_detector(_view: str) -> Tracker:
-        return PatientTracker(cfg.inference.detector)
+    def new_detector(_view: str) -> ViewTracker:
+        return YoloViewTracker(cfg.inference.detector)
 
     detector = detector or new_detector
     true_boxes = {"front": row.boxes_front, "side": row.boxes_side}
@@ -213,8 +214,8 @@ def extract_windows(row: ManifestRow, cfg: DualgaitConfig, *,
         if isinstance(trackers[view], TrueBoxTracker):
             trackers[view].expect(image, index)
 
-    clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize, trackers=trackers,
-                            on_frame=register)
+    clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=sys.maxsize,
+                            detector=PerViewDetector(trackers), on_frame=register)
     for view, tracker in trackers.items():
         if isinstance(tracker, TrueBoxTracker):
             log.info("%s %s: true boxes from %s (box in %d of %d sampled frames)", row.participant_id, view,
@@ -286,7 +287,7 @@ class RecordingWindows:
 
 
 def load_recording(row: ManifestRow, cfg: DualgaitConfig, cache_dir: str | os.PathLike[str] | None, *,
-                   detector: Callable[[str], Tracker] | None = None) -> RecordingWindows:
+                   detector: Callable[[str], ViewTracker] | None = None) -> RecordingWindows:
     """The windows of one manifest row, from the cache or by running the live pipeline code (then cached)."""
     key = cache_key(row, cfg)
     path = Path(cache_dir).expanduser() / f"{key}.npz" if cache_dir is not None else None
@@ -320,10 +321,10 @@ def load_windows(rows: Sequence[ManifestRow], cfg: DualgaitConfig, tcfg: Trainin
     out: list[RecordingWindows] = []
 
     @functools.cache
-    def detector(_view: str) -> Tracker:  # one per view, loaded on first use, reset by each recording's pipeline
-        from inference.detector import PatientTracker
+    def detector(_view: str) -> ViewTracker:  # one per view, loaded on first use, reset by each recording's pipeline
+        from inference.detector import YoloViewTracker
 
-        return PatientTracker(wcfg.inference.detector)
+        return YoloViewTracker(wcfg.inference.detector)
 
     bar = tqdm(rows, desc="preprocess", unit="recording", disable=not progress, leave=False)
     for row in bar:

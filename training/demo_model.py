@@ -166,9 +166,8 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
     training set) and go through :func:`inference.calibration.recording_clips` (pairing, 8 Hz sampling, YOLO
     tracker, crop, window rules, live stride) and the live model runner, in one process.
     """
-    from dualgait.messages import VIEWS
     from inference.calibration import recording_clips
-    from inference.detector import PatientTracker
+    from inference.detector import YoloDetector
     from inference.engines.factory import create_runner
     from inference.models import load_checkpoint
     from training.manifest import read_manifest
@@ -185,10 +184,10 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
                                           workers=min(2, os.cpu_count() or 1)))
     runner = create_runner(cfg.inference.model, input_px=spec.input_px, frames=spec.frames)
     # one tracker per view for every walker (loading one costs about 0.4 s); each walk's pipeline resets it
-    trackers = {view: PatientTracker(cfg.inference.detector) for view in VIEWS}
+    detector = YoloDetector(cfg.inference.detector)
     scores = []
     for row in rows:
-        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=10**6, trackers=trackers)
+        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=10**6, detector=detector)
         p = [runner.predict(c)["p_asd"] for c in clips]
         # windows the live path would publish: one per stride over the walk (valid or not)
         total = int(seconds // cfg.inference.window.stride_s)

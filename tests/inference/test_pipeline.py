@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dualgait.messages import Frame
-from inference.config import InferenceConfig
-from inference.detector import Detection
+from inference.config import DetectorConfig, InferenceConfig
+from inference.detector import Detection, PerViewDetector
 from inference.pipeline import InferencePipeline
 
 PERIOD_NS = 40_000_000  # 25 fps
 
 
 class FakeTracker:
-    """Finds the patient unless the frame's top-left pixel is 0 (a frame without the patient)."""
+    """Finds the patient (track 1) unless the frame's top-left pixel is 0 (a frame without the patient)."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.resets = 0
 
-    def update(self, image: np.ndarray) -> tuple[Detection | None, int]:
+    def track(self, image: np.ndarray) -> list[Detection]:
         self.calls += 1
         if image[0, 0, 0] == 0:
-            return None, 0
-        return Detection((10.0, 5.0, 30.0, 60.0), 0.9, 1), 1
+            return []
+        return [Detection((10.0, 5.0, 30.0, 60.0), 0.9, 1)]
 
     def reset(self) -> None:
         self.resets += 1
@@ -45,9 +46,12 @@ class FakeEngine:
 
 
 def _frames(view: str, n: int, *, hidden: set[int] = frozenset(), offset_ns: int = 0) -> list[Frame]:
+    """Frames of a "walking" patient: new random pixels in every frame, so the patient's box moves."""
     out = []
     for i in range(n):
-        image = np.full((64, 48, 3), 0 if i in hidden else 200, dtype=np.uint8)
+        image = np.random.default_rng(i).integers(1, 256, (64, 48, 3), dtype=np.uint8)
+        if i in hidden:
+            image[0, 0] = 0
         t = 1_000_000_000 + i * PERIOD_NS + offset_ns
         out.append(Frame(view, i, t, t + 5, image, source_ts_ns=i * PERIOD_NS))
     return out
@@ -58,11 +62,12 @@ def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = No
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
     engine = engine or FakeEngine()
     clock = iter(range(10**12, 10**13, 1_000_000))
-    pipe = InferencePipeline(cfg or InferenceConfig(), trackers=trackers, engine=engine, clock_ns=lambda: next(clock))
+    pipe = InferencePipeline(cfg or InferenceConfig(), detector=PerViewDetector(trackers), engine=engine,
+                             clock_ns=lambda: next(clock))
     scores = []
     for f, s in zip(front, side, strict=True):
-        scores += pipe.push(f)
-        scores += pipe.push(s)
+        scores += pipe.push(f, received_ns=f.capture_mono_ns + 1_000_000)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns + 1_000_000)
     return pipe, scores, trackers, engine
 
 
@@ -79,15 +84,19 @@ def test_full_windows_are_scored_from_eight_crops_per_view() -> None:
     # the tracker runs on sampled frames only: 8 per second per view, not 25
     assert trackers["front"].calls == trackers["side"].calls == pipe.stats["samples"]
     assert pipe.stats["samples"] < 76 / 2
-    assert set(scores[0].timings_ms) == {"receive", "pair", "detect", "crop", "window", "model"}
+    assert set(scores[0].timings_ms) == {"receive", "pair", "detect", "crop", "wait", "model"}
+    assert scores[0].timings_ms["receive"] == 1.0
     assert scores[0].t_end_mono_ns == 1_000_000_000 + 22 * PERIOD_NS
+    # the lock needs ~0.5 s of motion history; the patient's earlier sightings still count (window 0 valid)
+    assert scores[0].walk == 0 and pipe.end("test").stats["patient_locks_front"] == 1
 
 
 def test_patient_missing_in_one_view_makes_the_window_invalid() -> None:
-    _pipe, scores, _trackers, engine = _run(_frames("front", 51), _frames("side", 51, hidden={3}))
+    pipe, scores, _trackers, engine = _run(_frames("front", 51), _frames("side", 51, hidden={3}))
     assert [s.valid for s in scores] == [False, True]
-    assert scores[0].reason.startswith("patient not visible")
+    assert scores[0].reason_code == "patient_missing" and scores[0].reason.startswith("patient not found")
     assert "7/8 side" in scores[0].reason
+    assert pipe.stats["invalid_patient_missing"] == 1
     assert scores[0].p_asd is None and len(engine.clips) == 1
 
 
@@ -99,9 +108,10 @@ def test_unpairable_views_are_never_scored() -> None:
     assert engine.clips == []
     # windows still come out (once 2 s have settled), each invalid with its reason: not silence, not a guess
     assert [s.window for s in scores] == [0, 1]
-    assert all(not s.valid and s.reason.startswith("pairing: 8 of 8 samples") for s in scores)
+    # both views have frames near every sample time, just never close enough together: skew, not a gap
+    assert all(not s.valid and s.reason_code == "skew" and "in 8 of 8 samples" in s.reason for s in scores)
     end = pipe.end("test")
-    assert end.stats["pairs"] == 0 and end.stats["unpaired_front"] > 40
+    assert end.stats["pairs"] == 0 and end.stats["unpaired_front"] > 40 and end.stats["invalid_skew"] == 2
 
 
 def test_sequence_gaps_are_counted_and_reset_starts_a_new_session() -> None:
@@ -124,29 +134,31 @@ def test_latency_is_measured_from_the_last_frame_capture() -> None:
 def test_a_stopped_camera_yields_invalid_windows() -> None:
     """The side camera stops after 1.2 s; front frames keep coming for 4.5 s."""
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(InferenceConfig(), trackers=trackers, engine=FakeEngine())
+    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
     scores = []
     for f in _frames("front", 113):
-        scores += pipe.push(f)
+        scores += pipe.push(f, received_ns=f.capture_mono_ns)
         if f.seq < 30:
-            scores += pipe.push(_frames("side", 30)[f.seq])
+            side = _frames("side", 30)[f.seq]
+            scores += pipe.push(side, received_ns=side.capture_mono_ns)
     # a target is given up 2 s (max_pair_wait_s) behind the newest frame: window 2 (2..3 s) is not yet
     assert [s.window for s in scores] == [0, 1]
     assert scores[0].valid
-    assert not scores[1].valid and scores[1].reason.startswith("pairing:")
+    assert not scores[1].valid and scores[1].reason_code == "too_few_frames"
+    assert scores[1].reason.startswith("too few frames:") and "no side frame" in scores[1].reason
 
 
 def test_a_backlog_read_one_view_first_still_pairs_everything() -> None:
     """After a slow model call, a second of front frames may be read before the side ones."""
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(InferenceConfig(), trackers=trackers, engine=FakeEngine())
+    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
     front, side = _frames("front", 76), _frames("side", 76)
     scores = []
     for start in range(0, 76, 19):  # bursts of 19 frames (0.76 s), front burst first
         for f in front[start:start + 19]:
-            scores += pipe.push(f)
+            scores += pipe.push(f, received_ns=f.capture_mono_ns)
         for s in side[start:start + 19]:
-            scores += pipe.push(s)
+            scores += pipe.push(s, received_ns=s.capture_mono_ns)
     assert pipe.stats["samples_missing"] == 0
     assert [s.valid for s in scores] == [True, True, True]
 
@@ -164,3 +176,107 @@ def test_gated_model_view_weights_reach_the_score() -> None:
     _, scores, _, _ = _run(_frames("front", 36), _frames("side", 36), engine=engine)
     assert scores[0].view_weights == {"front": 0.7, "side": 0.3}
     assert (scores[0].p_front, scores[0].p_side) == (0.3, 0.6)
+
+
+def test_frames_that_arrive_too_late_are_stale_and_never_scored() -> None:
+    """Frames received 3 s after capture (limit 2 s) in the second second: window 1 is invalid, stale."""
+    front, side = _frames("front", 76), _frames("side", 76)
+    trackers = {"front": FakeTracker(), "side": FakeTracker()}
+    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        late = 3_000_000_000 if 25 <= f.seq < 50 else 0
+        scores += pipe.push(f, received_ns=f.capture_mono_ns + late)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns + late)
+    assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "stale"), (True, None)]
+    assert "arrived 3000 ms after capture (limit 2 s)" in scores[1].reason
+    assert pipe.stats["frames_stale_front"] == pipe.stats["frames_stale_side"] == 25
+    assert pipe.stats["invalid_stale"] == 1
+
+
+def test_a_camera_repeating_its_last_frame_is_stale() -> None:
+    """The side camera delivers frame 10's image again for frames 11-14 (same source timestamp)."""
+    side = _frames("side", 51)
+    for f in side[11:15]:
+        f.source_ts_ns = side[10].source_ts_ns
+    _pipe, scores, _trackers, _engine = _run(_frames("front", 51), side)
+    assert [(s.valid, s.reason_code) for s in scores] == [(False, "stale"), (True, None)]
+    assert "repeats the camera's previous frame" in scores[0].reason
+
+
+def test_views_locked_on_a_walker_and_a_standing_person_disagree() -> None:
+    """Without the motion rule the side view locks a person who stands still while the front one walks."""
+    cfg = InferenceConfig()
+    cfg.patient.require_motion = False
+    side = _frames("side", 51)
+    for f in side:
+        f.image = np.full_like(f.image, 120)
+    pipe, scores, _trackers, engine = _run(_frames("front", 51), side, cfg)
+    assert [s.reason_code for s in scores] == ["views_disagree", "views_disagree"]
+    assert "front moving" in scores[1].reason and "side still" in scores[1].reason
+    assert engine.clips == [] and pipe.stats["invalid_views_disagree"] == 2
+
+
+def test_motion_rule_leaves_a_standing_person_unlocked() -> None:
+    """With the motion rule (default) a person who never moves is never the patient: patient_missing."""
+    side = _frames("side", 51)
+    for f in side:
+        f.image = np.full_like(f.image, 120)
+    _pipe, scores, _trackers, _engine = _run(_frames("front", 51), side)
+    assert [s.reason_code for s in scores] == ["patient_missing", "patient_missing"]
+    assert scores[0].visible == {"front": 8, "side": 0}
+
+
+def test_the_walk_ends_after_the_gap_and_the_trackers_are_reset() -> None:
+    """The patient leaves both views for 4 s (walk_gap_s 3 s): walk 0 ends, trackers reset, walk 1 starts."""
+    hidden = set(range(50, 150))
+    pipe, scores, trackers, _engine = _run(_frames("front", 226, hidden=hidden), _frames("side", 226, hidden=hidden))
+    assert trackers["front"].resets == 2  # construction + end of walk 0
+    walks = [(s.window, s.walk, s.reason_code) for s in scores]
+    assert walks[0] == (0, 0, None) and walks[1] == (1, 0, None)
+    assert (6, 1, None) in walks and all(w == 1 for _i, w, code in walks[6:] if code is None)
+    assert pipe.stats["walks"] == 2
+
+
+class MovingTracker(FakeTracker):
+    """The patient's box slides right by 0.25 px per frame (the frame's seq is in pixel (0, 1))."""
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        x = float(image[0, 1, 0]) / 4
+        return [Detection((x, 5.0, x + 20.0, 60.0), 0.9, 1)]
+
+
+def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest() -> None:
+    """interval_samples 1: the detector runs on odd samples only (each window's last is odd); the box of an
+    even sample is interpolated in time between its neighbours, so it equals the true box of its frame."""
+    cfg = InferenceConfig()
+    cfg.detector.interval_samples = 1
+    front, side = _frames("front", 76), _frames("side", 76)
+    for f in front + side:
+        f.image[0, 1] = f.seq
+    trackers = {"front": MovingTracker(), "side": MovingTracker()}
+    pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=FakeEngine())
+    boxes: dict[tuple[int, str], float] = {}
+    set_patient = pipe._set_patient
+
+    def spy(sample, view, patient):
+        boxes[(sample.index, view)] = patient.box_xyxy[0]
+        set_patient(sample, view, patient)
+
+    pipe._set_patient = spy
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        scores += pipe.push(f, received_ns=f.capture_mono_ns)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns)
+    assert [s.valid for s in scores] == [True, True, True]
+    assert trackers["front"].calls == pipe.stats["samples_detected"] == pipe.stats["samples"] // 2
+    for window in scores:
+        for k, seq in enumerate(window.frames["front"]):
+            if window.window == k == 0:  # the stream's first sample has no detection before it: sample 1's box
+                assert boxes[(0, "front")] == window.frames["front"][1] / 4
+                continue
+            # the box follows the frame: interpolated ones land on the frame's own box
+            assert boxes[(8 * window.window + k, "front")] == pytest.approx(seq / 4, abs=0.26)
+    with pytest.raises(ValueError, match=r"multiple of detector\.interval_samples"):
+        InferenceConfig(detector=DetectorConfig(interval_samples=2))

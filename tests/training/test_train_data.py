@@ -66,15 +66,15 @@ def _args(manifest: Path, out: Path, *extra: str) -> argparse.Namespace:
 
 
 def test_true_box_tracker_protocol():
-    """update(image) answers the box of the frame that image was registered as; unknown images get None."""
+    """track(image) answers the box of the frame that image was registered as (track 1); unknown images: none."""
     tracker = TrueBoxTracker({0: (1, 2, 30, 40), 2: (5, 5, 9, 9)})
     frames = [np.zeros((48, 48, 3), np.uint8) for _ in range(3)]
     for i, img in enumerate(frames):
         tracker.expect(img, i)
-    det, n = tracker.update(frames[2])
-    assert det is not None and det.box_xyxy == (5, 5, 9, 9) and n == 1
-    assert tracker.update(frames[1]) == (None, 0)  # registered, no box in that frame
-    assert tracker.update(np.zeros((48, 48, 3), np.uint8)) == (None, 0)  # never registered
+    people = tracker.track(frames[2])
+    assert len(people) == 1 and people[0].box_xyxy == (5, 5, 9, 9) and people[0].track_id == 1
+    assert tracker.track(frames[1]) == []  # registered, no box in that frame
+    assert tracker.track(np.zeros((48, 48, 3), np.uint8)) == []  # never registered
     assert (tracker.frames_seen, tracker.frames_with_box, tracker.frames_unknown) == (3, 1, 1)
     del frames, img
     assert tracker._pending == {}  # weak references: nothing kept alive

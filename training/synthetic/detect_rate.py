@@ -1,6 +1,6 @@
 """How often the live pipeline's person tracker finds the synthetic walker.
 
-Runs ``inference.detector.PatientTracker`` (the shared YOLO model, one tracker per view, as in the live
+Runs ``inference.detector.YoloViewTracker`` (the shared YOLO model, one tracker per view, as in the live
 pipeline) over every ``step``-th frame of a generated front/side pair and reports, per view, the fraction
 of those frames in which a patient was found. Optionally also how well the found box matches the true
 one (IoU), when true boxes are given.
@@ -62,13 +62,13 @@ def detection_rate(front: str | Path, side: str | Path, *, step: int = 3, detect
     from capture.sources import FileSource
 
     if trackers is None:
-        from inference.detector import PatientTracker
+        from inference.detector import YoloViewTracker
 
         if detector_cfg is None:
             from dualgait.config import load_config
 
             detector_cfg = load_config().inference.detector
-        trackers = {view: PatientTracker(detector_cfg) for view in VIEWS}
+        trackers = {view: YoloViewTracker(detector_cfg) for view in VIEWS}
     result = DetectionRate()
     for view, path in (("front", front), ("side", side)):
         tracker = trackers[view]
@@ -80,7 +80,8 @@ def detection_rate(front: str | Path, side: str | Path, *, step: int = 3, detect
             for frame in source.frames():
                 if frame.index % step:
                     continue
-                patient, _people = tracker.update(frame.image)
+                people = tracker.track(frame.image)  # the walker is alone: the tallest box is the patient
+                patient = max(people, key=lambda d: d.box_xyxy[3] - d.box_xyxy[1], default=None)
                 seen += 1
                 if patient is not None:
                     found += 1
@@ -104,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the per-walk results here")
     args = parser.parse_args(argv)
     from dualgait.config import load_config
-    from inference.detector import PatientTracker, configure_ultralytics_env
+    from inference.detector import YoloViewTracker, configure_ultralytics_env
     from training.manifest import read_manifest
 
     configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")
     rows = read_manifest(args.manifest)[: args.limit]
     cfg = load_config().inference.detector
-    trackers = {view: PatientTracker(cfg) for view in VIEWS}
+    trackers = {view: YoloViewTracker(cfg) for view in VIEWS}
     totals = {v: [0, 0] for v in VIEWS}
     report = []
     for row in rows:

@@ -1,0 +1,205 @@
+"""Which tracked person is the patient: a lock per view, and a check that both views see the same walk.
+
+Stages without sockets, fed once per sample (8 Hz by default) with the tracker's people and the frame.
+
+Per view (:class:`PatientLock`):
+
+- *eligible*: the box's bottom centre (the feet) lies inside the view's walkway region and the box is at
+  least ``min_height_frac`` of the frame high (far-away people, reflections in a small mirror, posters);
+- *moving*: the person's motion over the last ``motion_window_s`` is at least ``min_motion_per_s``.
+  Motion is measured on the person's own box, so it holds for a walk along the walkway, towards the
+  camera, or on a treadmill: the change of a small grey thumbnail of the box between samples (limbs
+  swing) plus the box's displacement in box heights;
+- the lock goes to the tallest eligible person that moves (any eligible person when ``require_motion``
+  is off) and then *stays* on that track while it is seen: a second person (staff, a reflection) never
+  takes it over, however large. A lock unseen for ``lost_after_s`` is released; the next lock may be a
+  new track id of the same patient after an occlusion.
+
+Across views (:class:`WalkMonitor`): a walk starts with the first lock in either view and ends when no
+view has seen its patient for ``walk_gap_s``; the pipeline then resets the trackers (new track ids, no
+stale Kalman state) and the next lock starts the next walk. Both views must see the same walk: their
+locks must start within ``max_start_offset_s`` of each other, and in a window the patient must move in
+both views or in neither (a walking patient in one view and a standing person in the other means the
+views are locked on different people).
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from inference.config import PatientConfig
+from inference.detector import Detection
+
+THUMB_W_PX, THUMB_H_PX = 16, 32  # grey thumbnail of a person's box, for the motion measure
+
+
+def thumbnail(image: np.ndarray, box_xyxy: tuple[float, float, float, float]) -> np.ndarray | None:
+    """(THUMB_H_PX, THUMB_W_PX) float32 grey, zero mean / unit variance; None for a box outside the image."""
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(box_xyxy[0])), max(0, int(box_xyxy[1]))
+    x1, y1 = min(w, int(np.ceil(box_xyxy[2]))), min(h, int(np.ceil(box_xyxy[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    region = image[y0:y1, x0:x1]
+    if region.ndim == 3:
+        region = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(region, (THUMB_W_PX, THUMB_H_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (small - small.mean()) / (small.std() + 8.0)  # +8: flat boxes do not amplify noise
+
+
+@dataclass(slots=True)
+class _Seen:
+    t_ns: int
+    box: tuple[float, float, float, float]
+    thumb: np.ndarray | None
+
+
+def _step_motion(a: _Seen, b: _Seen) -> float:
+    """Motion between two sightings of one person: thumbnail change + displacement in box heights."""
+    h = max(1.0, 0.5 * ((a.box[3] - a.box[1]) + (b.box[3] - b.box[1])))
+    dx = abs((a.box[0] + a.box[2]) - (b.box[0] + b.box[2])) / 2
+    dy = abs(a.box[3] - b.box[3])
+    dh = abs((a.box[3] - a.box[1]) - (b.box[3] - b.box[1]))
+    appearance = float(np.abs(a.thumb - b.thumb).mean()) if a.thumb is not None and b.thumb is not None else 0.0
+    return appearance + (dx + dy + dh) / h
+
+
+@dataclass(slots=True)
+class LockUpdate:
+    patient: Detection | None
+    people: int
+    acquired: bool = False  # the lock was (re)acquired on this sample: earlier sightings of the track count too
+    released: bool = False  # the locked track has been lost for lost_after_s
+
+
+class PatientLock:
+    """One view's patient lock; ``update(t_ns, people, image)`` once per sample, in time order."""
+
+    def __init__(self, cfg: PatientConfig, *, walkway: tuple[float, float, float, float]) -> None:
+        self.cfg = cfg
+        self.walkway = walkway
+        self.stats = {"locks": 0, "releases": 0, "ignored_people": 0}  # over the stream, across walks
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the lock and every track's history (between walks: the tracker's ids start again)."""
+        self.locked_id: int | None = None
+        self.locked_at_ns: int | None = None
+        self.last_seen_ns: int | None = None
+        self._history: dict[int, collections.deque[_Seen]] = {}
+
+    # ------------------------------------------------------------------------------ rules
+
+    def eligible(self, det: Detection, frame_w_px: int, frame_h_px: int) -> bool:
+        x0, y0, x1, y1 = det.box_xyxy
+        foot_x, foot_y = (x0 + x1) / 2 / frame_w_px, y1 / frame_h_px
+        wx0, wy0, wx1, wy1 = self.walkway
+        inside = wx0 <= foot_x <= wx1 and wy0 <= foot_y <= wy1 + 1e-6
+        return inside and (y1 - y0) / frame_h_px >= self.cfg.min_height_frac
+
+    def motion_per_s(self, track_id: int) -> float | None:
+        """Mean motion per second of a track over the motion window; None until the history spans it."""
+        seen = self._history.get(track_id)
+        if not seen or len(seen) < 2:
+            return None
+        span_ns = seen[-1].t_ns - seen[0].t_ns
+        if span_ns < 0.7 * self.cfg.motion_window_s * 1e9:
+            return None
+        steps = [_step_motion(a, b) for a, b in zip(seen, list(seen)[1:], strict=False)]
+        return sum(steps) / (span_ns / 1e9)
+
+    def moving(self, track_id: int | None) -> bool | None:
+        if track_id is None:
+            return None
+        motion = self.motion_per_s(track_id)
+        return None if motion is None else motion >= self.cfg.min_motion_per_s
+
+    # ------------------------------------------------------------------------------ update
+
+    def update(self, t_ns: int, people: list[Detection], image: np.ndarray) -> LockUpdate:
+        h, w = image.shape[:2]
+        keep_ns = round(self.cfg.motion_window_s * 1e9)
+        for det in people:
+            if det.track_id is None:
+                continue
+            seen = self._history.setdefault(det.track_id, collections.deque())
+            seen.append(_Seen(t_ns, det.box_xyxy, thumbnail(image, det.box_xyxy)))
+            while len(seen) > 2 and seen[1].t_ns <= t_ns - keep_ns:  # keep one sighting at the window's edge
+                seen.popleft()
+        for track_id in [k for k, v in self._history.items() if v[-1].t_ns < t_ns - keep_ns]:
+            del self._history[track_id]  # tracks not seen for a motion window are forgotten
+
+        out = LockUpdate(patient=None, people=len(people))
+        if self.locked_id is not None:
+            out.patient = next((d for d in people if d.track_id == self.locked_id), None)
+            if out.patient is not None:
+                self.last_seen_ns = t_ns
+                self.stats["ignored_people"] += len(people) - 1
+                return out
+            if self.last_seen_ns is not None and t_ns - self.last_seen_ns < self.cfg.lost_after_s * 1e9:
+                return out  # briefly unseen (occlusion, a missed detection): keep the lock
+            self.locked_id = None
+            self.stats["releases"] += 1
+            out.released = True
+        candidates = [d for d in people if d.track_id is not None and self.eligible(d, w, h)]
+        if self.cfg.require_motion:
+            candidates = [d for d in candidates if self.moving(d.track_id)]
+        if not candidates:
+            return out
+        patient = max(candidates, key=lambda d: d.box_xyxy[3] - d.box_xyxy[1])
+        self.locked_id, self.locked_at_ns, self.last_seen_ns = patient.track_id, t_ns, t_ns
+        self.stats["locks"] += 1
+        self.stats["ignored_people"] += len(people) - 1
+        out.patient, out.acquired = patient, True
+        return out
+
+
+class WalkMonitor:
+    """Walk boundaries and the cross-view check; fed the views' lock updates once per sample."""
+
+    def __init__(self, cfg: PatientConfig, views: tuple[str, ...]) -> None:
+        self.cfg = cfg
+        self.views = views
+        self.walk = -1  # index of the current (or last) walk; -1 before the first
+        self.active = False
+        self.started_ns: dict[str, int | None] = dict.fromkeys(views)
+        self.last_seen_ns: int | None = None
+        self.walks_ended = 0
+
+    def update(self, t_ns: int, updates: dict[str, LockUpdate]) -> str | None:
+        """Returns "started" or "ended" when the walk changes on this sample, else None."""
+        seen = [v for v, u in updates.items() if u.patient is not None]
+        if seen:
+            event = None
+            if not self.active:
+                self.active, self.walk = True, self.walk + 1
+                self.started_ns = dict.fromkeys(self.views)
+                event = "started"
+            for view in seen:
+                if self.started_ns[view] is None:
+                    self.started_ns[view] = t_ns
+            self.last_seen_ns = t_ns
+            return event
+        if self.active and self.last_seen_ns is not None and t_ns - self.last_seen_ns >= self.cfg.walk_gap_s * 1e9:
+            self.active = False
+            self.walks_ended += 1
+            return "ended"
+        return None
+
+    def disagreement(self, moving: dict[str, bool | None], motion: dict[str, float | None]) -> str | None:
+        """Why the two views do not see the same walk in a window, or None when they agree."""
+        starts = self.started_ns
+        if all(starts[v] is not None for v in self.views):
+            offset_s = abs(starts[self.views[0]] - starts[self.views[1]]) / 1e9
+            if offset_s > self.cfg.max_start_offset_s:
+                return (f"views disagree: patient locked {offset_s:.1f} s apart in the two views "
+                        f"(limit {self.cfg.max_start_offset_s:g} s)")
+        known = {v: m for v, m in moving.items() if m is not None}
+        if len(known) == len(self.views) and len(set(known.values())) > 1:
+            parts = [f"{v} {'moving' if known[v] else 'still'} ({motion[v]:.2f}/s)" for v in self.views]
+            return f"views disagree: patient {', '.join(parts)} (min {self.cfg.min_motion_per_s:g}/s)"
+        return None

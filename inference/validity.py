@@ -1,0 +1,53 @@
+"""Whether a window may be scored: the first rule it breaks, as ``(reason_code, reason)``, else None.
+
+Rules in order (codes from :data:`dualgait.messages.REASON_CODES`): every sample has a front/side pair
+(``too_few_frames`` when a view has no frame near a sample time, ``skew`` when both have frames but none
+within the pairing tolerance); no frame is stale (``stale``); the patient is found in both views in
+``min_visible_frames`` samples (``patient_missing``); both views see the same walk (``views_disagree``,
+see :class:`inference.patient.WalkMonitor`). A window that breaks a rule is published with its reason
+and never scored from substitute frames.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from dualgait.messages import VIEWS
+from inference.config import WindowConfig
+from inference.patient import PatientLock, WalkMonitor
+
+if TYPE_CHECKING:
+    from inference.pipeline import ProcessedSample
+
+
+def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *, locks: Mapping[str, PatientLock],
+                 walks: WalkMonitor, pair_tolerance_ns: int | None) -> tuple[str, str] | None:
+    missing = [s for s in samples if s is None or s.missing is not None]
+    if missing:
+        causes = collections.Counter((s.missing if s is not None else "too_few_frames:front,side") for s in missing)
+        if all(c == "skew" for c in causes):
+            return "skew", (f"skew: in {len(missing)} of {win.frames} samples the front and side frames are "
+                            f"further apart than the pairing tolerance ({(pair_tolerance_ns or 0) / 1e6:.0f} ms)")
+        views = sorted({v for c in causes if c.startswith("too_few") for v in c.split(":", 1)[1].split(",")})
+        return "too_few_frames", (f"too few frames: {len(missing)} of {win.frames} samples have no "
+                                  f"{' or '.join(views)} frame")
+    present = [s for s in samples if s is not None]
+    stale = [s for s in present if s.stale]
+    if stale:
+        return "stale", f"stale frames in {len(stale)} of {win.frames} samples: {stale[-1].stale}"
+    visible = {v: sum(1 for s in present if v in s.crops) for v in VIEWS}
+    both = sum(1 for s in present if all(v in s.crops for v in VIEWS))
+    if both < win.min_visible_frames:
+        lost = [v for v in VIEWS if visible[v] < win.min_visible_frames]
+        where = ", ".join(lost) or "not in the same samples"
+        return "patient_missing", (f"patient not found: in {visible['front']}/{win.frames} front and "
+                                   f"{visible['side']}/{win.frames} side samples ({where})")
+    moving = {v: locks[v].moving(locks[v].locked_id) for v in VIEWS}
+    motion = {v: locks[v].motion_per_s(locks[v].locked_id) if locks[v].locked_id is not None else None
+              for v in VIEWS}
+    disagreement = walks.disagreement(moving, motion)
+    if disagreement is not None:
+        return "views_disagree", disagreement
+    return None

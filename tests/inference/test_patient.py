@@ -1,0 +1,134 @@
+"""Patient lock per view and the walk monitor across views: rules from the config, with synthetic people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.config import PatientConfig
+from inference.detector import Detection
+from inference.patient import LockUpdate, PatientLock, WalkMonitor, thumbnail
+
+STEP_NS = 125_000_000  # 8 Hz samples
+H, W = 480, 640
+
+
+def _scene(k: int, boxes: dict[int, tuple[float, float, float, float]], moving: set[int]) -> np.ndarray:
+    """A grey frame with each person drawn as a textured box; the texture of a moving person changes."""
+    image = np.full((H, W, 3), 90, np.uint8)
+    for tid, (x0, y0, x1, y1) in boxes.items():
+        rng = np.random.default_rng(1000 * tid + (k if tid in moving else 0))
+        patch = rng.integers(0, 256, (int(y1) - int(y0), int(x1) - int(x0), 3), dtype=np.uint8)
+        image[int(y0):int(y1), int(x0):int(x1)] = patch
+    return image
+
+
+def _people(boxes: dict[int, tuple[float, float, float, float]]) -> list[Detection]:
+    return [Detection(box, 0.9, tid) for tid, box in boxes.items()]
+
+
+def _feed(lock: PatientLock, samples: int, boxes_at, moving: set[int], start: int = 0) -> list[LockUpdate]:
+    out = []
+    for k in range(start, start + samples):
+        boxes = boxes_at(k)
+        out.append(lock.update(k * STEP_NS, _people(boxes), _scene(k, boxes, moving)))
+    return out
+
+
+WALKER = (100.0, 100.0, 180.0, 400.0)  # 300 px high: 0.62 of the frame
+STAFF = (400.0, 60.0, 500.0, 440.0)  # taller than the walker, standing still
+
+
+def test_thumbnail_is_normalised_and_none_outside_the_image() -> None:
+    image = _scene(0, {1: WALKER}, set())
+    thumb = thumbnail(image, WALKER)
+    assert thumb.shape == (32, 16) and abs(float(thumb.mean())) < 1e-4
+    assert thumbnail(image, (700.0, 10.0, 800.0, 50.0)) is None
+
+
+def test_a_still_person_is_not_locked_and_a_walking_one_is() -> None:
+    """Staff stand still (and are taller); the walker moves: the lock goes to the walker once its motion shows."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    updates = _feed(lock, 12, lambda k: {1: WALKER, 2: STAFF}, moving={1})
+    acquired = [k for k, u in enumerate(updates) if u.acquired]
+    assert len(acquired) == 1 and 4 <= acquired[0] <= 6  # after ~0.53 s (0.7 x the 0.75 s motion window)
+    assert lock.locked_id == 1 and updates[-1].patient.track_id == 1
+    assert lock.moving(2) is False and lock.moving(1) is True
+
+
+def test_without_the_motion_rule_the_tallest_eligible_person_is_locked_at_once() -> None:
+    lock = PatientLock(PatientConfig(require_motion=False), walkway=(0.0, 0.0, 1.0, 1.0))
+    first = _feed(lock, 1, lambda k: {1: WALKER, 2: STAFF}, moving={1})[0]
+    assert first.acquired and first.patient.track_id == 2
+
+
+def test_a_second_person_never_takes_over_a_lock() -> None:
+    """Once the walker is locked, a taller moving person (staff walking in) is ignored while the walker is seen."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 8, lambda k: {1: WALKER}, moving={1})
+    assert lock.locked_id == 1
+    updates = _feed(lock, 10, lambda k: {1: WALKER, 2: STAFF}, moving={1, 2}, start=8)
+    assert all(u.patient.track_id == 1 and not u.acquired for u in updates)
+    assert lock.stats["ignored_people"] >= 10
+
+
+@pytest.mark.parametrize(("box", "why"), [
+    ((300.0, 400.0, 330.0, 460.0), "too small: 60 px is 0.125 of the frame, limit 0.2"),
+    ((100.0, 100.0, 180.0, 400.0), "feet at x 0.22, walkway starts at 0.5"),
+])
+def test_people_outside_the_rules_are_not_eligible(box, why) -> None:
+    cfg = PatientConfig(min_height_frac=0.2, walkway_front=[0.5, 0.0, 1.0, 1.0])
+    lock = PatientLock(cfg, walkway=cfg.walkway("front"))
+    assert not lock.eligible(Detection(box, 0.9, 1), W, H), why
+    _feed(lock, 12, lambda k: {1: box}, moving={1})
+    assert lock.locked_id is None
+
+
+def test_a_lost_lock_is_kept_through_a_short_gap_and_released_after_lost_after_s() -> None:
+    lock = PatientLock(PatientConfig(lost_after_s=1.0), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 8, lambda k: {1: WALKER}, moving={1})
+    gap = _feed(lock, 9, lambda k: {}, moving=set(), start=8)  # 1.125 s unseen
+    assert all(u.patient is None for u in gap)
+    assert [u.released for u in gap].index(True) == 7  # last seen at sample 7; released at 15, 1.0 s later
+    assert lock.locked_id is None and lock.stats["releases"] == 1
+
+
+def _update(patient_id: int | None) -> LockUpdate:
+    patient = Detection(WALKER, 0.9, patient_id) if patient_id is not None else None
+    return LockUpdate(patient=patient, people=int(patient is not None))
+
+
+def test_walk_starts_with_the_first_lock_and_ends_after_the_gap() -> None:
+    walks = WalkMonitor(PatientConfig(walk_gap_s=1.0), ("front", "side"))
+    assert walks.update(0, {"front": _update(None), "side": _update(None)}) is None and walks.walk == -1
+    assert walks.update(STEP_NS, {"front": _update(1), "side": _update(None)}) == "started"
+    assert walks.walk == 0 and walks.active
+    events = [walks.update(k * STEP_NS, {"front": _update(None), "side": _update(None)}) for k in range(2, 12)]
+    assert events.index("ended") == 7  # 9 samples after the last sighting: 1.0 s
+    assert not walks.active
+    assert walks.update(20 * STEP_NS, {"front": _update(3), "side": _update(3)}) == "started" and walks.walk == 1
+
+
+def test_views_that_lock_far_apart_disagree() -> None:
+    walks = WalkMonitor(PatientConfig(max_start_offset_s=3.0), ("front", "side"))
+    walks.update(0, {"front": _update(1), "side": _update(None)})
+    walks.update(4_000_000_000, {"front": _update(1), "side": _update(2)})
+    reason = walks.disagreement({"front": True, "side": True}, {"front": 1.0, "side": 1.0})
+    assert reason is not None and "4.0 s apart" in reason
+
+
+def test_a_walking_patient_in_one_view_and_a_still_one_in_the_other_disagree() -> None:
+    walks = WalkMonitor(PatientConfig(), ("front", "side"))
+    walks.update(0, {"front": _update(1), "side": _update(1)})
+    assert walks.disagreement({"front": True, "side": True}, {"front": 1.0, "side": 0.9}) is None
+    assert walks.disagreement({"front": False, "side": False}, {"front": 0.0, "side": 0.1}) is None
+    reason = walks.disagreement({"front": True, "side": False}, {"front": 1.2, "side": 0.05})
+    assert reason == "views disagree: patient front moving (1.20/s), side still (0.05/s) (min 0.3/s)"
+    assert walks.disagreement({"front": True, "side": None}, {"front": 1.2, "side": None}) is None  # not known yet
+
+
+def test_config_rejects_bad_regions_and_values() -> None:
+    with pytest.raises(ValueError, match="walkway_side"):
+        PatientConfig(walkway_side=[0.5, 0.0, 0.4, 1.0])
+    with pytest.raises(ValueError, match="walk_gap_s"):
+        PatientConfig(walk_gap_s=0)
