@@ -71,8 +71,15 @@ class ModelRunner:
         self.description = f"{spec.variant} fusion{width}, {spec.input_px}px, T={spec.frames}, {engine.name} ({state})"
 
     def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """clips: view -> (T, H, W, 3) uint8 BGR crops of one window; only ``views`` are used."""
-        out = self.engine.infer([preprocess(clips[view]) for view in self.views])  # (1, K)
+        """clips: view -> (T, H, W, 3) uint8 BGR crops of one window; only ``views`` are used.
+
+        Engines with ``infer_clips`` (PyTorch) take the uint8 crops and preprocess on their device (on a
+        GPU: uint8 upload from pinned memory, normalisation there); the others get float32 from here."""
+        infer_clips = getattr(self.engine, "infer_clips", None)
+        if infer_clips is not None:
+            out = infer_clips([clips[view] for view in self.views])  # (1, K)
+        else:
+            out = self.engine.infer([preprocess(clips[view]) for view in self.views])  # (1, K)
         return {name: float(v) for name, v in zip(self.output_names, out[0], strict=True)}
 
     def warm_up(self, runs: int = 2) -> None:
