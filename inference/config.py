@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dualgait.messages.preview import MAX_PREVIEW_SIDE_PX
+
 
 @dataclass(slots=True)
 class DetectorConfig:
@@ -167,12 +169,31 @@ class ModelConfig:
 
 
 @dataclass(slots=True)
+class PreviewConfig:
+    """``inference.preview``: camera previews published on the scores socket for the aggregator's live view."""
+
+    enabled: bool = True
+    rate_hz: float = 2.0        # per view
+    width_px: int = 320         # preview width; the height keeps the frame's aspect ratio
+    jpeg_quality: int = 70
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0:
+            raise ValueError("preview rate_hz must be > 0")
+        if not 16 <= self.width_px <= MAX_PREVIEW_SIDE_PX:
+            raise ValueError(f"preview width_px must be in 16..{MAX_PREVIEW_SIDE_PX}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("preview jpeg_quality must be in 1..100")
+
+
+@dataclass(slots=True)
 class InferenceConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     patient: PatientConfig = field(default_factory=PatientConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
     receive_hwm_frames: int = 200
     exit_on_end_of_stream: bool = False
     # a view whose capture (heard before) sends nothing, not even a heartbeat, for this long has ended

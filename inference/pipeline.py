@@ -101,6 +101,7 @@ class InferencePipeline:
         self.detector.reset()
         self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view)) for view in VIEWS}
         self.walks = WalkMonitor(self.cfg.patient, VIEWS)
+        self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
             "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0, "samples_skipped": 0,
@@ -211,6 +212,7 @@ class InferencePipeline:
         out.people = people
         updates = {v: self.locks[v].update(pair.t_mono_ns, people[v], frames[v].image) for v in VIEWS}
         for view, update in updates.items():
+            self.latest_patient[view] = update.patient
             if update.patient is not None:
                 self._set_patient(out, view, update.patient)
             if update.acquired:

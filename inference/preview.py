@@ -6,29 +6,11 @@ are never written to disk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 
 from dualgait.messages import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Frame, Preview
-
-
-@dataclass(slots=True)
-class PreviewConfig:
-    """``inference.preview``: camera previews published on the scores socket for the aggregator's live view."""
-
-    enabled: bool = True
-    rate_hz: float = 2.0        # per view
-    width_px: int = 320         # preview width; the height keeps the frame's aspect ratio
-    jpeg_quality: int = 70
-
-    def __post_init__(self) -> None:
-        if self.rate_hz <= 0:
-            raise ValueError("preview rate_hz must be > 0")
-        if not 16 <= self.width_px <= MAX_PREVIEW_SIDE_PX:
-            raise ValueError(f"preview width_px must be in 16..{MAX_PREVIEW_SIDE_PX}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError("preview jpeg_quality must be in 1..100")
+from inference.config import PreviewConfig
 
 
 class PreviewThrottle:

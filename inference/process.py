@@ -19,10 +19,12 @@ from dualgait.messages import (
     Message,
     encode_camera_state,
     encode_eos,
+    encode_preview,
     encode_window,
 )
 from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
+from inference.preview import PreviewThrottle
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +109,23 @@ def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig) -> dict[str, zmq.Sock
 
 
 def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socket, monitor: CameraMonitor,
-          stop: StopFlag, *, exit_on_end_of_stream: bool, poll_ms: int = 200) -> None:
+          stop: StopFlag, *, exit_on_end_of_stream: bool, poll_ms: int = 200,
+          previews: PreviewThrottle | None = None) -> None:
     """The receive loop: frames -> pipeline -> scores; camera states forwarded; a stream ends when both views
-    have ended (``ended`` state, end-of-stream, or silence, see :class:`CameraMonitor`)."""
+    have ended (``ended`` state, end-of-stream, or silence, see :class:`CameraMonitor`). Camera previews
+    with the patient's latest box go out through ``previews`` (at most its rate per view)."""
     while not stop:
         for message, received_ns in receiver.poll(poll_ms):
             if isinstance(message, Frame):
                 monitor.heard(message.view)
                 for score in pipeline.push(message, received_ns=received_ns):
                     scores_out.send_multipart(encode_window(pipeline.stamp_latency(score)))
+                if previews is not None:
+                    patient = pipeline.latest_patient.get(message.view)
+                    preview = previews.offer(message, patient.box_xyxy if patient else None,
+                                             patient.track_id if patient else None)
+                    if preview is not None:
+                        scores_out.send_multipart(encode_preview(preview))
             elif isinstance(message, Heartbeat):
                 monitor.heartbeat(message)
             elif isinstance(message, CameraState):
@@ -160,7 +170,8 @@ def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
             monitor.idle_ns = lambda: receiver.waited_ns
         scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000)
         mark_ready(ready_file)
-        serve(pipeline, receiver, scores_out, monitor, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream)
+        serve(pipeline, receiver, scores_out, monitor, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream,
+              previews=PreviewThrottle.from_config(cfg.inference.preview))
     finally:
         ctx.destroy(linger=0)
     return 0

@@ -15,12 +15,16 @@ from dualgait.messages import (
     EndOfStream,
     Frame,
     Heartbeat,
+    Preview,
     encode_camera_state,
+    encode_eos,
     encode_frame,
     encode_heartbeat,
 )
 from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
+from inference.detector import Detection
+from inference.preview import PreviewThrottle
 from inference.process import serve
 
 COUNTERS = dict.fromkeys(REQUIRED_COUNTERS, 0)
@@ -34,6 +38,7 @@ class FakePipeline:
         self.delay_s = delay_s
         self.started = False
         self.session = "test"
+        self.latest_patient = {"front": Detection((1.0, 2.0, 5.0, 7.0), 0.9, 4), "side": None}
 
     def push(self, frame: Frame, *, received_ns: int) -> list:
         self.started = True
@@ -48,7 +53,8 @@ class FakePipeline:
         self.frames = 0
 
 
-def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeout_s: float = 20.0):
+def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeout_s: float = 20.0,
+         previews: PreviewThrottle | None = None):
     """Start serve() in a thread; ``send(pub)`` publishes; returns (messages on the scores socket, pipeline)."""
     ctx = zmq.Context()
     stop = StopFlag(handle_signals=False)
@@ -67,7 +73,7 @@ def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeo
         receiver = Receiver(sub)
         monitor = CameraMonitor(silence_s=silence_s, idle_ns=lambda: receiver.waited_ns)
         thread = threading.Thread(target=serve, args=(pipeline, receiver, scores, monitor, stop),
-                                  kwargs={"exit_on_end_of_stream": True, "poll_ms": 50})
+                                  kwargs={"exit_on_end_of_stream": True, "poll_ms": 50, "previews": previews})
         thread.start()
         send(pub)
         thread.join(timeout=timeout_s)
@@ -212,3 +218,22 @@ def test_lossless_receiver_reads_views_in_capture_time_order() -> None:
     times = [1_000 + seq for _view, seq in got]
     assert len(got) == 20 and times == sorted(times)  # merged in capture-time order
     assert sorted(got) == sorted([(v, s) for v in ("front", "side") for s in range(10)])
+
+
+def test_previews_carry_the_latest_patient_box_at_most_at_their_rate() -> None:
+    """Frames 40 ms apart for 1 s at 2 Hz: 2 or 3 previews per view; front with the patient's box, side without."""
+    def send(pub):
+        for seq in range(25):
+            for view in ("front", "side"):
+                frame = Frame(view, seq, 1_000 + seq * 40_000_000, 2_000, np.zeros((8, 8, 3), np.uint8))
+                pub.send_multipart(encode_frame(frame))
+        for view in ("front", "side"):
+            pub.send_multipart(encode_eos(EndOfStream(view)))
+
+    _ended, got, _pipeline = _run(send, silence_s=30.0, previews=PreviewThrottle(2.0, 16))
+    previews = [m for m in got if isinstance(m, Preview)]
+    front = [p for p in previews if p.view == "front"]
+    side = [p for p in previews if p.view == "side"]
+    assert 2 <= len(front) <= 3 and len(side) == len(front)
+    assert all(p.box_xyxy is not None and p.track_id == 4 for p in front)
+    assert all(p.box_xyxy is None and p.track_id is None for p in side)
