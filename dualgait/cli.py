@@ -38,6 +38,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
 
+    score = sub.add_parser("score", help="score a recorded front/side pair offline, as fast as possible")
+    _common(score)
+    from dualgait.score import add_score_args
+
+    add_score_args(score)
+
     run = sub.add_parser("run", help="start all four processes from the config and supervise them")
     _common(run)
 
@@ -68,6 +74,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     from capture.bench import add_bench_capture_args
 
     add_bench_capture_args(bench_capture)
+    bench_e2e = bench_sub.add_parser("e2e", help="end-to-end latency (real time, processes) and throughput "
+                                     "(offline) against a naive baseline")
+    _common(bench_e2e)
+    from inference.bench_e2e import add_bench_e2e_args
+
+    add_bench_e2e_args(bench_e2e)
 
     simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
     _common(simulate)
@@ -139,11 +151,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
-    if cfg.inference.model.weights is None and not args.untrained:
-        from training.demo_model import DEMO_RECIPE, ensure_demo_model
+    from dualgait.score import resolve_model
 
-        cfg = with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg))},
-                                                 "crop": {"input_px": DEMO_RECIPE.input_px}}})
+    cfg = resolve_model(cfg, untrained=args.untrained)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
@@ -162,6 +172,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo finished in {wall_s:.1f} s for {max(durations):.1f} s of recording; "
           f"wrote {out_dir / 'windows.jsonl'} and {summary_path}", flush=True)
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from dualgait.score import run_score
+
+    return run_score(args, _load(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -207,6 +223,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from capture.bench import run_bench_capture
 
         return run_bench_capture(args, _load(args))
+    if args.bench == "e2e":
+        from inference.bench_e2e import run_bench_e2e
+
+        return run_bench_e2e(args, _load(args))
     from inference.bench_model import run_bench_model
 
     return run_bench_model(args, _load(args))
@@ -224,7 +244,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args, _load(args))
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
+COMMANDS = {"demo": cmd_demo, "score": cmd_score, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
             "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export, "bench": cmd_bench,
             "simulate": cmd_simulate, "train": cmd_train}
 

@@ -32,3 +32,28 @@ def assets() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def short_pair(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The first 3 s (75 frames) of the shared front/side pair, re-encoded: quick end-to-end runs."""
+    import cv2
+
+    out = tmp_path_factory.mktemp("short-pair")
+    paths = []
+    for view in ("front", "side"):
+        cap = cv2.VideoCapture(str(assets / "videos" / f"walk_{view}.mp4"))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        path = out / f"short_{view}.mp4"
+        writer = None
+        for _ in range(75):
+            ok, image = cap.read()
+            assert ok
+            if writer is None:
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (image.shape[1], image.shape[0]))
+            writer.write(image)
+        writer.release()
+        cap.release()
+        paths.append(str(path))
+    return paths[0], paths[1]

@@ -381,3 +381,15 @@ def test_training_overrides():
     """Training settings can be changed with --set like any other section."""
     cfg = load_config(None, ["training.folds=3", "training.pretrained=/w/SLOW_8x8_R50.pyth", "training.lr=0.001"])
     assert (cfg.training.folds, cfg.training.pretrained, cfg.training.lr) == (3, "/w/SLOW_8x8_R50.pyth", 0.001)
+
+
+def test_profiles_load_and_set_what_they_promise():
+    """configs/cpu-realtime.yaml and configs/gpu.yaml are valid partial configs with their engines."""
+    cpu = load_config(DEFAULT_YAML.parent / "cpu-realtime.yaml")
+    assert (cpu.inference.model.engine, cpu.inference.model.precision, cpu.inference.model.variant) == (
+        "openvino", "int8", "late")
+    assert cpu.inference.crop.input_px == 224 and cpu.inference.detector.batch_views
+    gpu = load_config(DEFAULT_YAML.parent / "gpu.yaml")
+    assert (gpu.inference.model.engine, gpu.inference.model.device, gpu.inference.model.precision) == (
+        "tensorrt", "cuda", "fp16")
+    assert gpu.inference.detector.device == "cuda:0" and gpu.inference.detector.half
