@@ -151,8 +151,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
                 reader_stop.set()
                 ending = tracker.ended("stopped")
             elif deadline_ns is not None and time.monotonic_ns() >= deadline_ns and not reader_stop.is_set():
-                reader_stop.set()
-                ending = tracker.ended(f"max_duration_s ({ccfg.max_duration_s:g} s) reached")
+                ending = tracker.ended(f"max_duration_s ({ccfg.max_duration_s:g} s) reached")  # before the reader
+                reader_stop.set()  # can end it as "stopped"
             while not reader.events.empty():
                 event = reader.events.get()
                 if event.state == "ended":

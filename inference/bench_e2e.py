@@ -129,6 +129,7 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
         "pipeline_error": outcome.get("error"),
         "windows": len(scores), "windows_expected": int(duration_s // stride_s) - 1,
         "windows_valid": sum(s.valid for s in scores), "invalid_by_reason": reasons,
+        "invalid_examples": [f"window {s.window}: {s.reason}" for s in scores if not s.valid][:5],
         "latency_ms": describe(s.latency_ms for s in scores),
         "stages_ms": stage_stats([s.timings_ms for s in scores], STAGES),
         "lag": lag_over_time([((s.t_end_mono_ns - t_first) / 1e9, s.latency_ms) for s in scores]),
@@ -232,9 +233,11 @@ def render(report: dict[str, Any]) -> str:
         if not run:
             continue
         lines += [f"## {title}", ""]
-        facts = {k: v for k, v in run.items() if not isinstance(v, dict) or k in ("invalid_by_reason",
+        facts = {k: v for k, v in run.items() if not isinstance(v, dict | list) or k in ("invalid_by_reason",
                  "frames_lost_in_transit", "frames_unpaired", "frames_received")}
         lines += [", ".join(f"{k} {json.dumps(v)}" for k, v in facts.items() if k not in ("model",)), ""]
+        lines += [f"- {example}" for example in run.get("invalid_examples", [])]
+        lines += [""] if run.get("invalid_examples") else []
         table = dict(run["stages_ms"])
         if "latency_ms" in run:
             table["end to end"] = run["latency_ms"]

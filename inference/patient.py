@@ -18,9 +18,9 @@ Per view (:class:`PatientLock`):
 Across views (:class:`WalkMonitor`): a walk starts with the first lock in either view and ends when no
 view has seen its patient for ``walk_gap_s``; the pipeline then resets the trackers (new track ids, no
 stale Kalman state) and the next lock starts the next walk. Both views must see the same walk: their
-locks must start within ``max_start_offset_s`` of each other, and in a window the patient must move in
-both views or in neither (a walking patient in one view and a standing person in the other means the
-views are locked on different people).
+locks must start within ``max_start_offset_s`` of each other, and in a window the patient must not move
+in one view while standing clearly still in the other (a walking patient in one view and a standing
+person in the other means the views are locked on different people).
 """
 
 from __future__ import annotations
@@ -190,16 +190,26 @@ class WalkMonitor:
             return "ended"
         return None
 
-    def disagreement(self, moving: dict[str, bool | None], motion: dict[str, float | None]) -> str | None:
-        """Why the two views do not see the same walk in a window, or None when they agree."""
+    def disagreement(self, motion: dict[str, float | None]) -> str | None:
+        """Why the two views do not see the same walk in a window, or None when they agree.
+
+        ``motion``: each view's locked patient's motion per second (None: not known yet). The views
+        disagree when one patient moves (>= min_motion_per_s) while the other stands clearly still
+        (< half of it): the band between keeps a slow walker seen head-on from flickering into "still".
+        """
         starts = self.started_ns
         if all(starts[v] is not None for v in self.views):
             offset_s = abs(starts[self.views[0]] - starts[self.views[1]]) / 1e9
             if offset_s > self.cfg.max_start_offset_s:
                 return (f"views disagree: patient locked {offset_s:.1f} s apart in the two views "
                         f"(limit {self.cfg.max_start_offset_s:g} s)")
-        known = {v: m for v, m in moving.items() if m is not None}
-        if len(known) == len(self.views) and len(set(known.values())) > 1:
-            parts = [f"{v} {'moving' if known[v] else 'still'} ({motion[v]:.2f}/s)" for v in self.views]
-            return f"views disagree: patient {', '.join(parts)} (min {self.cfg.min_motion_per_s:g}/s)"
+        if any(motion.get(v) is None for v in self.views):
+            return None
+        threshold = self.cfg.min_motion_per_s
+        moving = [v for v in self.views if motion[v] >= threshold]
+        still = [v for v in self.views if motion[v] < threshold / 2]
+        if moving and still:
+            parts = [f"{v} {'moving' if v in moving else 'still'} ({motion[v]:.2f}/s)" for v in self.views]
+            return (f"views disagree: patient {', '.join(parts)} (moving >= {threshold:g}/s, "
+                    f"still < {threshold / 2:g}/s)")
         return None

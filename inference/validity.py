@@ -44,10 +44,9 @@ def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *
         where = ", ".join(lost) or "not in the same samples"
         return "patient_missing", (f"patient not found: in {visible['front']}/{win.frames} front and "
                                    f"{visible['side']}/{win.frames} side samples ({where})")
-    moving = {v: locks[v].moving(locks[v].locked_id) for v in VIEWS}
     motion = {v: locks[v].motion_per_s(locks[v].locked_id) if locks[v].locked_id is not None else None
               for v in VIEWS}
-    disagreement = walks.disagreement(moving, motion)
+    disagreement = walks.disagreement(motion)
     if disagreement is not None:
         return "views_disagree", disagreement
     return None
