@@ -82,6 +82,8 @@ class CameraStateTracker:
         with self._lock:
             if state == self.state and attempt == self.attempt and state != "ended":
                 return None
+            if state == self.state == "ended":
+                return self.event()  # the first reason to end stands (e.g. max_duration_s before "stopped")
             self.state, self.reason, self.attempt = state, reason, attempt
             return self.event()
 
