@@ -16,6 +16,7 @@ from dualgait.messages.base import (
     _dump,
     _get,
     _get_int,
+    jpeg_size,
 )
 
 # --------------------------------------------------------------------------- frame
@@ -102,6 +103,9 @@ def decode_frame(header: dict[str, Any], parts: list[bytes]) -> Frame:
 
         if len(payload) == 0 or len(payload) > expected + 65536:
             raise MessageError(f"jpeg payload of {len(payload)} bytes is implausible for {width}x{height}")
+        jpeg_w, jpeg_h, components = jpeg_size(payload)  # before decoding: the JPEG may declare any size
+        if (jpeg_w, jpeg_h) != (width, height) or components not in (1, 3):
+            raise MessageError(f"jpeg declares {jpeg_w}x{jpeg_h}x{components}, header says {width}x{height}")
         flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
         image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), flag)
         if image is None:

@@ -16,6 +16,7 @@ from dualgait.messages.base import (
     _dump,
     _get,
     _get_int,
+    jpeg_size,
 )
 
 MAX_PREVIEW_SIDE_PX = 1024
@@ -70,11 +71,12 @@ def decode_preview(header: dict[str, Any], parts: list[bytes]) -> Preview:
     ph = _get_int(header, "preview_height", 1, MAX_PREVIEW_SIDE_PX)
     if len(parts) != 1:
         raise MessageError(f"preview message has {len(parts)} payload parts, expected 1")
+    if not 0 < len(parts[0]) <= MAX_PREVIEW_BYTES:  # before the copy below
+        raise MessageError(f"preview JPEG of {len(parts[0])} bytes (limit {MAX_PREVIEW_BYTES})")
     jpeg = bytes(parts[0])
-    if not 0 < len(jpeg) <= MAX_PREVIEW_BYTES:
-        raise MessageError(f"preview JPEG of {len(jpeg)} bytes (limit {MAX_PREVIEW_BYTES})")
-    if jpeg[:2] != b"\xff\xd8":
-        raise MessageError("preview payload is not a JPEG file")
+    jpeg_w, jpeg_h, components = jpeg_size(jpeg)  # before decoding: a 1 KiB JPEG may declare 20000x20000
+    if (jpeg_w, jpeg_h) != (pw, ph) or components not in (1, 3):
+        raise MessageError(f"preview JPEG declares {jpeg_w}x{jpeg_h}x{components}, header says {pw}x{ph}")
     import cv2
 
     image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)

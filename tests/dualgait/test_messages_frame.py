@@ -159,9 +159,9 @@ def test_jpeg_empty_payload_rejected():
 
 @pytest.mark.parametrize(("width", "height", "channels"), [(96, 32, 3), (48, 64, 3), (96, 65, 3)])
 def test_jpeg_size_mismatch_rejected(width, height, channels):
-    """A JPEG whose decoded size differs from the header is rejected."""
+    """A JPEG whose size differs from the header is rejected (from its frame header, before decoding)."""
     image = _gradient_image(64, 96)
     payload = encode_frame(Frame("front", 0, 0, 0, image), encoding="jpeg")[1]
     header = _frame_header(encoding="jpeg", width=width, height=height, channels=channels)
-    with pytest.raises(MessageError, match="jpeg decodes to"):
+    with pytest.raises(MessageError, match="jpeg declares 96x64x3"):
         decode(_frame_parts(header, bytes(payload)))
