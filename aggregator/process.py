@@ -23,6 +23,7 @@ from aggregator.store import SessionStore
 from aggregator.web import LiveServer
 from dualgait.config import DualgaitConfig
 from dualgait.messages import CameraState, EndOfStream, Heartbeat, Preview, WindowScore, encode_session
+from dualgait.security import Curve
 from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class _Outputs:
 
 def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     acfg = cfg.aggregator
+    curve = Curve.for_process(cfg, binds=("publish",), connects=("scores",))  # ConfigError before anything starts
     stop = StopFlag()
     store = SessionStore(acfg.store.db_path, synchronous=acfg.store.synchronous) if acfg.store.db_path else None
     metrics = AggregatorMetrics()
@@ -83,8 +85,8 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
     outputs: _Outputs | None = None
     try:
         hub = AggregatorHub(acfg, store=store, metrics=metrics, live=live, now_ns=time.monotonic_ns)
-        receiver = Receiver(sub_socket(ctx, [cfg.endpoints.scores], hwm=10_000))
-        pub = pub_socket(ctx, acfg.publish_endpoint, hwm=1_000) if acfg.publish_endpoint else None
+        receiver = Receiver(sub_socket(ctx, [cfg.endpoints.scores], hwm=10_000, curve=curve))
+        pub = pub_socket(ctx, acfg.publish_endpoint, hwm=1_000, curve=curve) if acfg.publish_endpoint else None
         if acfg.metrics.enabled:
             metrics.serve(acfg.metrics.host, acfg.metrics.port)
         if acfg.http.enabled:
@@ -102,6 +104,8 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
             outputs.close()
         if store is not None:
             store.close()
+        if curve is not None:
+            curve.close()
         ctx.destroy(linger=0)
         sys.stdout.flush()
     return 0

@@ -28,6 +28,7 @@ from capture.sources import make_source, parse_source
 from capture.state import Backoff, CameraStateTracker, Counters
 from dualgait.config import DualgaitConfig
 from dualgait.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
+from dualgait.security import Curve
 from dualgait.transport import StopFlag
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class FrameSender:
     """The capture's socket: frames (dropped and counted when the queue is full, or waited for in
     lossless mode) and control messages (heartbeats, state events) with a bounded wait."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, *, lossless: bool, hwm: int) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str, *, lossless: bool, hwm: int,
+                 curve: Curve | None = None) -> None:
         self.lossless = lossless
         self.sock = ctx.socket(zmq.PUSH if lossless else zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, LOSSLESS_LINGER_MS if lossless else 0)
@@ -53,6 +55,8 @@ class FrameSender:
         if not lossless:
             self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         try:
+            if curve is not None:  # a CURVE server where the endpoint needs it (dualgait.security)
+                curve.server(ctx, self.sock, endpoint)
             self.sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self.sock.close(linger=0)
@@ -111,6 +115,7 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     ``stop``: anything true once the process should stop (default: a flag set by SIGINT/SIGTERM).
     """
     ccfg = cfg.capture
+    curve = Curve.for_process(cfg, binds=(view,))  # ConfigError before anything starts
     spec = parse_source(ccfg.source(view))  # SourceError: reported by the CLI in one line
     source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
                          fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
@@ -133,7 +138,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     ctx = zmq.Context()
     thread = threading.Thread(target=reader.run, name=f"capture-{view}-reader", daemon=True)
     try:
-        sender = FrameSender(ctx, cfg.endpoints.view(view), lossless=ccfg.lossless, hwm=ccfg.send_hwm_frames)
+        sender = FrameSender(ctx, cfg.endpoints.view(view), lossless=ccfg.lossless, hwm=ccfg.send_hwm_frames,
+                             curve=curve)
         control_timeout_s = CONTROL_TIMEOUT_S
 
         def publish(event: CameraState | None) -> None:
@@ -191,6 +197,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
             thread.join(timeout=2.0)  # a camera read can block; the thread is a daemon
         if not thread.is_alive():  # else it is still inside a blocking read: leave the source to it
             source.close()
+        if curve is not None:
+            curve.close()
         ctx.destroy(linger=LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS)
     return 1 if reader.failed else 0
 

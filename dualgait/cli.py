@@ -98,6 +98,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     add_session_args(session, _common)
 
+    keys = sub.add_parser("keys", help="CURVE key pairs and the allow-list of clients (docs/security.md)")
+    from dualgait.keys import add_keys_args
+
+    add_keys_args(keys)
+
     for name, text in (("infer", "the inference process"), ("aggregate", "the aggregator process")):
         p = sub.add_parser(name, help=text)
         _common(p)
@@ -232,6 +237,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench_model(args, _load(args))
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from dualgait.keys import run_keys
+
+    return run_keys(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from training.synthetic.cli import run_simulate
 
@@ -246,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 COMMANDS = {"demo": cmd_demo, "score": cmd_score, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
             "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export, "bench": cmd_bench,
-            "simulate": cmd_simulate, "train": cmd_train}
+            "simulate": cmd_simulate, "train": cmd_train, "keys": cmd_keys}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

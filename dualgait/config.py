@@ -11,6 +11,7 @@ import yaml
 from aggregator.config import AggregatorConfig
 from capture.config import CaptureConfig
 from dualgait.configtools import apply_override, from_mapping, load_yaml, merge, to_mapping
+from dualgait.security import SecurityConfig
 from inference.config import InferenceConfig
 from training.config import TrainingConfig
 
@@ -37,6 +38,7 @@ class DualgaitConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DualgaitConfig:

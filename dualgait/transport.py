@@ -8,19 +8,26 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 
 from dualgait.messages import Message, MessageError, decode
 
+if TYPE_CHECKING:
+    from dualgait.security import Curve
+
 log = logging.getLogger(__name__)
 
 
-def pub_socket(ctx: zmq.Context, endpoint: str, *, hwm: int) -> zmq.Socket:
+def pub_socket(ctx: zmq.Context, endpoint: str, *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
+    """``curve``: this process's CURVE settings (dualgait.security); a CURVE server where the endpoint needs it."""
     sock = ctx.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     try:
+        if curve is not None:
+            curve.server(ctx, sock, endpoint)
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         sock.close()
@@ -28,13 +35,16 @@ def pub_socket(ctx: zmq.Context, endpoint: str, *, hwm: int) -> zmq.Socket:
     return sock
 
 
-def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int) -> zmq.Socket:
+def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
+    """``curve``: a CURVE client towards each endpoint that needs it (dualgait.security)."""
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     for endpoint in endpoints:
         try:
+            if curve is not None:
+                curve.client(sock, endpoint)
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
             sock.close()
@@ -42,12 +52,14 @@ def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int) -> zmq.Socke
     return sock
 
 
-def pull_socket(ctx: zmq.Context, endpoint: str, *, hwm: int) -> zmq.Socket:
+def pull_socket(ctx: zmq.Context, endpoint: str, *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
     """The receiving end of a lossless (PUSH/PULL) stream: the sender waits when ``hwm`` messages are queued."""
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
     try:
+        if curve is not None:
+            curve.client(sock, endpoint)
         sock.connect(endpoint)
     except zmq.ZMQError as exc:
         sock.close()

@@ -22,6 +22,7 @@ from dualgait.messages import (
     encode_preview,
     encode_window,
 )
+from dualgait.security import Curve
 from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.preview import PreviewThrottle
@@ -100,12 +101,12 @@ class LosslessReceiver:
             yield message, received_ns
 
 
-def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig) -> dict[str, zmq.Socket]:
+def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig, *, curve: Curve | None = None) -> dict[str, zmq.Socket]:
     """Live: one SUB for both views. Lossless (``capture.lossless``): one PULL per view (the captures PUSH)."""
     hwm = cfg.inference.receive_hwm_frames
     if not cfg.capture.lossless:
-        return {"both": sub_socket(ctx, [cfg.endpoints.front, cfg.endpoints.side], hwm=hwm)}
-    return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm) for view in VIEWS}
+        return {"both": sub_socket(ctx, [cfg.endpoints.front, cfg.endpoints.side], hwm=hwm, curve=curve)}
+    return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm, curve=curve) for view in VIEWS}
 
 
 def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socket, monitor: CameraMonitor,
@@ -158,20 +159,23 @@ def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socke
 
 def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     stop = StopFlag()
+    curve = Curve.for_process(cfg, binds=("scores",), connects=VIEWS)  # ConfigError before the model loads
     pipeline = build_pipeline(cfg)
     ctx = zmq.Context()
     try:
         monitor = CameraMonitor(silence_s=cfg.inference.view_silence_s)
-        sockets = receive_sockets(ctx, cfg)
+        sockets = receive_sockets(ctx, cfg, curve=curve)
         if cfg.capture.lossless:
             receiver: Receiver | LosslessReceiver = LosslessReceiver(sockets, monitor)
         else:
             receiver = Receiver(sockets["both"])
             monitor.idle_ns = lambda: receiver.waited_ns
-        scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000)
+        scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000, curve=curve)
         mark_ready(ready_file)
         serve(pipeline, receiver, scores_out, monitor, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream,
               previews=PreviewThrottle.from_config(cfg.inference.preview))
     finally:
+        if curve is not None:
+            curve.close()
         ctx.destroy(linger=0)
     return 0
