@@ -33,9 +33,11 @@ def test_receiver_drops_malformed_and_keeps_valid() -> None:
             pub.send_multipart(bad[:2])
             pub.send_multipart(good)
             got = [m for m, _ in receiver.poll(100)]
-        assert len(got) == 1 and isinstance(got[0], Frame)
-        assert got[0].view == "side" and got[0].seq == 7
-        np.testing.assert_array_equal(got[0].image, image)
+        # a round that arrives after its 100-ms poll comes with the next round: one or more copies
+        assert got and all(isinstance(f, Frame) for f in got)
+        for frame in got:
+            assert frame.view == "side" and frame.seq == 7
+            np.testing.assert_array_equal(frame.image, image)
         assert receiver.malformed >= 3
         assert list(receiver.poll(50)) == []  # nothing else is pending: a timed poll returns empty
     finally:
