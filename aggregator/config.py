@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+MIN_TOKEN_CHARS = 16
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]+")  # URL-, header- and cookie-safe (secrets.token_urlsafe)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # 0.0.0.0, a host name, an interface address: reachable from the network
 
 
 @dataclass(slots=True)
@@ -40,17 +54,30 @@ class StoreConfig:
 
 @dataclass(slots=True)
 class HttpConfig:
-    """The live view in the browser. Loopback by default: it shows patient video."""
+    """The live view in the browser. Loopback by default: it shows patient video.
+
+    ``access_token``: when set, every request needs it (``Authorization: Bearer ...``, or ``?token=`` once in
+    the browser, which then keeps it in a cookie). A host that is not loopback requires one (docs/security.md).
+    """
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8765                   # 0: any free port (logged)
     chart_windows: int = 300           # the live chart shows this many latest windows of the session
     preview_max_age_s: float = 5.0     # an older preview is shown as stale
+    access_token: str | None = None    # e.g. ${DUALGAIT_LIVE_TOKEN}; at least 16 characters
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("http port must be in 0..65535")
+        if self.access_token is not None and not TOKEN_RE.fullmatch(self.access_token):
+            raise ValueError("access_token may only hold letters, digits and . _ ~ -")
+        if self.access_token is not None and len(self.access_token) < MIN_TOKEN_CHARS:
+            raise ValueError(f"access_token must have at least {MIN_TOKEN_CHARS} characters "
+                             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        if self.enabled and self.access_token is None and not is_loopback_host(self.host):
+            raise ValueError(f"host {self.host} is not loopback: the live view shows patient video, so it needs "
+                             "an access_token (or keep host 127.0.0.1 and use an SSH tunnel)")
 
 
 @dataclass(slots=True)

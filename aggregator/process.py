@@ -90,7 +90,7 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
         if acfg.metrics.enabled:
             metrics.serve(acfg.metrics.host, acfg.metrics.port)
         if acfg.http.enabled:
-            server = LiveServer(live, acfg.http.host, acfg.http.port)
+            server = LiveServer(live, acfg.http.host, acfg.http.port, access_token=acfg.http.access_token)
             if acfg.console:
                 print(f"live view: {server.url}", flush=True)
         outputs = _Outputs(acfg.console, Path(acfg.output_dir) if acfg.output_dir else None, pub)

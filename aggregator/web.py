@@ -10,17 +10,26 @@ Routes::
 
 Bound to loopback by default; requests whose Host header is not a loopback name are refused while bound to
 loopback (DNS rebinding), and every response forbids framing and content sniffing.
+
+With an access token (``aggregator.http.access_token``) every request must carry it: ``Authorization: Bearer
+<token>``, or ``?token=<token>`` (the browser: the answer sets an HttpOnly, SameSite=Strict cookie and
+redirects to the same path without the token, so later requests and the page's own fetches carry the
+cookie). Anything else gets 401. Tokens are compared in constant time and never logged.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aggregator.live import LiveState
 from dualgait.messages import VIEWS
@@ -32,16 +41,20 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 OPERATOR_HEADER = "X-Dualgait-Operator"
+TOKEN_COOKIE = "dualgait_token"
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
+        log.debug("http %s", _TOKEN_IN_QUERY.sub(r"\1<redacted>", format % args))
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -51,8 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json", headers)
 
     def _host_ok(self) -> bool:
         if not self.server.loopback_only:
@@ -61,9 +74,47 @@ class _Handler(BaseHTTPRequestHandler):
         name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
         return name in LOOPBACK_NAMES
 
+    def _presented_tokens(self) -> tuple[str | None, str | None, str | None]:
+        """(bearer header, ?token= query, cookie): what the request offers."""
+        auth = self.headers.get("Authorization") or ""
+        bearer = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else None
+        query = parse_qs(urlsplit(self.path).query).get("token", [None])[0]
+        cookie = None
+        try:
+            morsel = SimpleCookie(self.headers.get("Cookie") or "").get(TOKEN_COOKIE)
+            cookie = morsel.value if morsel is not None else None
+        except CookieError:
+            pass
+        return bearer, query, cookie
+
+    def _authorized(self) -> bool:
+        """No token configured: True. Else one of the presented tokens must match (constant-time compare);
+        answers 401 (or the cookie-setting redirect for a good ``?token=``) and returns False otherwise."""
+        expected = self.server.access_token
+        if expected is None:
+            return True
+        bearer, query, cookie = self._presented_tokens()
+        want = expected.encode()
+        if any(t is not None and hmac.compare_digest(t.encode(), want) for t in (bearer, cookie)):
+            return True
+        if query is not None and hmac.compare_digest(query.encode(), want):
+            parts = urlsplit(self.path)
+            if self.command == "GET" and parts.path == "/":  # the page: keep it in a cookie, out of the address bar
+                rest = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "token"])
+                cookie = f"{TOKEN_COOKIE}={expected}; Path=/; HttpOnly; SameSite=Strict"
+                self._send(HTTPStatus.SEE_OTHER, b"", "text/plain",
+                           {"Location": parts.path + (f"?{rest}" if rest else ""), "Set-Cookie": cookie})
+                return False
+            return True
+        self._json(HTTPStatus.UNAUTHORIZED, {"error": "access token required"},
+                   {"WWW-Authenticate": 'Bearer realm="dualgait"'})
+        return False
+
     def do_GET(self) -> None:
         if not self._host_ok():
             return self._json(HTTPStatus.FORBIDDEN, {"error": "host not allowed"})
+        if not self._authorized():
+            return None
         path = self.path.split("?", 1)[0]
         if path in STATIC:
             name, content_type = STATIC[path]
@@ -81,6 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._host_ok():
             return self._json(HTTPStatus.FORBIDDEN, {"error": "host not allowed"})
+        if not self._authorized():
+            return None
         if self.path.split("?", 1)[0] != "/api/session/end":
             return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
         if self.headers.get(OPERATOR_HEADER) != "1":
@@ -94,25 +147,32 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], state: LiveState, loopback_only: bool) -> None:
+    def __init__(self, address: tuple[str, int], state: LiveState, loopback_only: bool,
+                 access_token: str | None) -> None:
         super().__init__(address, _Handler)
         self.state = state
         self.loopback_only = loopback_only
+        self.access_token = access_token
 
 
 class LiveServer:
-    """Serves the live view of ``state`` on ``host:port`` from a daemon thread."""
+    """Serves the live view of ``state`` on ``host:port`` from a daemon thread (``access_token``: see above)."""
 
-    def __init__(self, state: LiveState, host: str, port: int) -> None:
+    def __init__(self, state: LiveState, host: str, port: int, *, access_token: str | None = None) -> None:
         try:
-            self._server = _Server((host, port), state, loopback_only=host in LOOPBACK_NAMES)
+            self._server = _Server((host, port), state, loopback_only=host in LOOPBACK_NAMES,
+                                   access_token=access_token)
         except OSError as exc:
             raise OSError(f"cannot serve the live view on {host}:{port}: {exc.strerror or exc}") from None
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-view", daemon=True)
         self._thread.start()
-        log.info("live view on http://%s:%d/", host, self.port)
+        log.info("live view on http://%s:%d/%s", host, self.port, " (access token required)" if access_token else "")
+        if host not in LOOPBACK_NAMES:
+            log.warning("live view reachable from the network on %s:%d over plain HTTP: the token and the patient "
+                        "video are not encrypted on the wire; prefer 127.0.0.1 + an SSH tunnel or a TLS proxy "
+                        "(docs/security.md)", host, self.port)
 
     @property
     def url(self) -> str:
