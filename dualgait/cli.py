@@ -145,6 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "capture": capture,
         "inference": {"exit_on_end_of_stream": True},
         "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
+        "supervisor": {"restart": False},  # a demo fails fast: a crash ends it with the reason
     })
     for view in ("front", "side"):  # user mistakes first, before minutes of model building
         _require_file(cfg.capture.source(view), f"{view} video")

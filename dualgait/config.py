@@ -12,6 +12,7 @@ from aggregator.config import AggregatorConfig
 from capture.config import CaptureConfig
 from dualgait.configtools import apply_override, from_mapping, load_yaml, merge, to_mapping
 from dualgait.security import SecurityConfig
+from dualgait.supervisor import SupervisorConfig
 from inference.config import InferenceConfig
 from training.config import TrainingConfig
 
@@ -34,6 +35,7 @@ class EndpointsConfig:
 @dataclass(slots=True)
 class DualgaitConfig:
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)

@@ -1,66 +1,90 @@
-"""Start the four processes (aggregator, inference, capture x2) and watch them until they end."""
+"""Start the four processes (aggregator, inference, capture x2) and supervise them until they end or a stop.
+
+Supervision (restart with backoff, giving up, stopping) is :class:`dualgait.supervisor.Supervisor`; this
+module owns what touches the operating system: spawning, signals, the process-event PUB socket.
+
+Children run in their own session (a Ctrl-C in the terminal reaches the supervisor only, which stops them
+in order: SIGTERM, then SIGKILL after ``supervisor.stop_grace_s``), and on Linux they ask the kernel for
+SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the supervisor leaves no
+orphan. A restarted capture that replays a file resumes where the replay is now, on the shared timeline.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dualgait.config import DualgaitConfig, dump_config, with_overrides
-from dualgait.messages import VIEWS
+from dualgait.messages import VIEWS, ProcessEvent, encode_process_event
+from dualgait.supervisor import ChildSpec, GaveUp, Supervisor
 
 log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
 
 
 class LaunchError(RuntimeError):
     """A process failed to start or died."""
 
 
-@dataclass(slots=True)
-class Child:
-    name: str
-    proc: subprocess.Popen
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux; None elsewhere).
+
+    libc and prctl are looked up here, in the parent: after fork the child only makes the call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
-    cmd = [sys.executable, "-m", "dualgait", *args]
-    log.debug("starting %s: %s", name, " ".join(cmd))
+def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``argv`` in its own session, dying with this process (see the module docstring)."""
+    log.debug("starting %s", " ".join(argv))
     # stdout is inherited: the aggregator's live lines reach the user's terminal
-    return Child(name, subprocess.Popen(cmd, env=env, start_new_session=False))
+    return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=_pdeathsig_setter())
 
 
-def _wait_ready(children: list[Child], ready_files: dict[str, Path], timeout_s: float) -> None:
+def _dualgait(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dualgait", *args]
+
+
+def _wait_ready(sup: Supervisor, ready_files: dict[str, Path], timeout_s: float, stop: Callable[[], bool]) -> None:
+    """Wait for the ready files; a process that dies while starting fails the launch (no restart: a start
+    failure is a configuration problem, a bad model or a busy port, that a restart would repeat)."""
     deadline = time.monotonic() + timeout_s
     pending = dict(ready_files)
-    while pending:
+    while pending and not stop():
         for name in [n for n, path in pending.items() if path.exists()]:
             del pending[name]
-        for child in children:
-            if child.proc.poll() is not None:
-                raise LaunchError(f"{child.name} exited with code {child.proc.returncode} while starting")
+        for name, child in sup.children.items():
+            proc = child.proc
+            if proc is not None and proc.poll() is not None:
+                raise LaunchError(f"{name} exited with code {proc.returncode} while starting")
         if time.monotonic() > deadline:
             raise LaunchError(f"{', '.join(pending)} not ready after {timeout_s:.0f} s")
         time.sleep(0.05)
-
-
-def _stop_all(children: list[Child], grace_s: float = 5.0) -> None:
-    for child in children:
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for child in children:
-        try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s; killing it", child.name, grace_s)
-            child.proc.kill()
-            child.proc.wait()
 
 
 def ipc_endpoints(run_dir: Path) -> dict[str, str]:
@@ -68,53 +92,178 @@ def ipc_endpoints(run_dir: Path) -> dict[str, str]:
     return {name: f"ipc://{run_dir / name}.sock" for name in ("front", "side", "scores")}
 
 
+# --------------------------------------------------------------------------- restarted captures
+
+
+def resume_position(*, elapsed_s: float, speed: float, base_offset_s: float, duration_s: float, loop: bool,
+                    max_duration_s: float | None) -> tuple[float, float, float | None] | None:
+    """Where a replay restarted ``elapsed_s`` (wall) after the shared start instant takes up again.
+
+    Returns (shift of its start instant from the shared one in wall seconds, ``capture.start_offset_s``,
+    ``capture.max_duration_s``), so that every frame keeps the capture time it had on the shared timeline
+    (frame i at ``start + pts_i / speed``) and pairs with the other view; None when nothing is left to play.
+    A looped replay resumes at the start of its next pass (a pass skips ``start_offset_s`` again, so a
+    mid-pass offset would shift every later pass); a single pass resumes at the current position.
+    """
+    elapsed_s = max(0.0, elapsed_s)
+    media_s = elapsed_s * speed
+    if loop:
+        pass_s = duration_s - base_offset_s
+        shift_s = math.ceil(media_s / pass_s - 1e-9) * pass_s / speed
+        offset_s = base_offset_s
+    else:
+        shift_s, offset_s = elapsed_s, base_offset_s + media_s
+        if offset_s >= duration_s:
+            return None
+    remaining_s = None if max_duration_s is None else max_duration_s - shift_s
+    if remaining_s is not None and remaining_s <= 0:
+        return None
+    return shift_s, offset_s, remaining_s
+
+
+def _capture_command(cfg: DualgaitConfig, view: str, common: list[str], start_at_box: list[float],
+                     restart_delay_s: float) -> Callable[[int], list[str] | None]:
+    """argv of capture ``view``: the shared start instant first (``start_at_box[0]``, set once known); on a
+    restart, the resumed position."""
+    duration: list[float] = []
+
+    def command(restarts: int) -> list[str] | None:
+        base = ["capture", *common, "--view", view]
+        start_at = start_at_box[0]
+        from capture.sources import FileSource, parse_source
+
+        ccfg = cfg.capture
+        if restarts == 0 or ccfg.lossless or parse_source(ccfg.source(view)).kind != "file":
+            # cameras have no timeline; a lossless replay is paced by inference: both start afresh
+            at = start_at if restarts == 0 else time.time() + restart_delay_s
+            return _dualgait(*base, "--start-at", f"{at:.6f}")
+        if not duration:
+            src = FileSource(ccfg.source(view))
+            duration.append(src.duration_s)
+            src.close()
+        now = time.time() + restart_delay_s
+        resumed = resume_position(elapsed_s=now - start_at, speed=ccfg.speed, base_offset_s=ccfg.start_offset_s,
+                                  duration_s=duration[0], loop=ccfg.loop, max_duration_s=ccfg.max_duration_s)
+        if resumed is None:
+            return None
+        shift_s, offset_s, remaining_s = resumed
+        log.info("capture-%s resumes the replay at %.2f s of the file, %.2f s after the shared start", view,
+                 offset_s, shift_s)
+        return _dualgait(*base, "--start-at", f"{start_at + shift_s:.6f}",
+                         "--set", f"capture.start_offset_s={offset_s:.6f}",
+                         "--set", f"capture.max_duration_s={json.dumps(remaining_s)}")
+
+    return command
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _EventPublisher:
+    """The supervisor's process events on a ZeroMQ PUB (``supervisor.event_endpoint``)."""
+
+    def __init__(self, endpoint: str | None) -> None:
+        self.ctx = self.sock = None
+        if endpoint:
+            import zmq
+
+            from dualgait.transport import pub_socket
+
+            self.ctx = zmq.Context()
+            try:
+                self.sock = pub_socket(self.ctx, endpoint, hwm=1000)
+            except OSError:
+                self.ctx.destroy(linger=0)
+                raise
+
+    def __call__(self, event: ProcessEvent) -> None:
+        if self.sock is not None:
+            import zmq
+
+            try:
+                self.sock.send_multipart(encode_process_event(event), zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("process event dropped: publisher queue full")
+
+    def close(self) -> None:
+        if self.ctx is not None:
+            self.ctx.destroy(linger=200)  # the last events ("stopped") may still leave
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set ``got['signal']`` instead of killing the supervisor (main thread only)."""
+    got: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping all processes", signal.Signals(signum).name)
+        got.setdefault("signal", signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_delay_s: float = 1.0,
                  private_endpoints: bool = False, log_level: str = "INFO") -> int:
-    """Run the whole pipeline; returns 0 when every process ended cleanly.
+    """Run the whole pipeline under the supervisor.
 
-    ``timeout_s``: stop everything (and fail) if the processes have not all ended by then.
+    Returns 0 when every process ended cleanly or SIGTERM stopped them, 130 after SIGINT; raises
+    LaunchError when a process failed to start, the supervisor gave up on one, or ``timeout_s`` passed.
     ``private_endpoints``: replace the configured endpoints by ipc sockets in a private run folder.
     """
-    with tempfile.TemporaryDirectory(prefix="dualgait-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dualgait-run-") as tmp, _stop_on_signals() as got:
         run_dir = Path(tmp)
         if private_endpoints:
-            cfg = with_overrides(cfg, {"endpoints": ipc_endpoints(run_dir)})
+            cfg = with_overrides(cfg, {"endpoints": ipc_endpoints(run_dir), "supervisor": {
+                "event_endpoint": f"ipc://{run_dir / 'events'}.sock" if cfg.supervisor.event_endpoint else None}})
         cfg_path = run_dir / "config.yaml"
         dump_config(cfg, cfg_path)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         common = ["--config", str(cfg_path), "--log-level", log_level]
         ready = {"aggregator": run_dir / "aggregator.ready", "inference": run_dir / "inference.ready"}
-        children: list[Child] = []
+        start_at: list[float] = []
+        specs = [ChildSpec(name, lambda restarts, name=name: _dualgait(
+                     "aggregate" if name == "aggregator" else "infer", *common,
+                     *(["--ready-file", str(ready[name])] if restarts == 0 else [])))
+                 for name in ("aggregator", "inference")]
+        specs += [ChildSpec(f"capture-{view}", _capture_command(cfg, view, common, start_at,
+                                                                 max(cfg.capture.start_delay_s, 0.5)))
+                  for view in VIEWS]
+        publisher = _EventPublisher(cfg.supervisor.event_endpoint)
+        # stopped upstream first: what inference still publishes while it stops reaches the aggregator
+        order = [[f"capture-{view}" for view in VIEWS], ["inference"], ["aggregator"]]
+        sup = Supervisor(cfg.supervisor, specs, spawn=lambda argv: spawn(argv, env), publish=publisher,
+                         stop_order=order)
         try:
-            children.append(_spawn("aggregator", ["aggregate", *common, "--ready-file", str(ready["aggregator"])],
-                                   env))
-            children.append(_spawn("inference", ["infer", *common, "--ready-file", str(ready["inference"])], env))
-            _wait_ready(children, ready, timeout_s=300)
+            sup.start(["aggregator", "inference"])
+            _wait_ready(sup, ready, timeout_s=300, stop=lambda: bool(got))
             # one shared start instant for both views, far enough ahead for the subscriptions to connect
-            start_at = time.time() + start_delay_s
-            for view in VIEWS:
-                children.append(_spawn(f"capture-{view}",
-                                       ["capture", *common, "--view", view, "--start-at", f"{start_at:.6f}"], env))
-            return _supervise(children, timeout_s)
-        except KeyboardInterrupt:
-            log.info("interrupted: stopping all processes")
-            return 130
+            start_at.append(time.time() + start_delay_s)
+            if not got:
+                sup.start([f"capture-{view}" for view in VIEWS])
+            return _watch(sup, got, timeout_s)
+        except GaveUp as exc:
+            raise LaunchError(str(exc)) from None
         finally:
-            _stop_all(children)
+            sup.stop()
+            publisher.close()
 
 
-def _supervise(children: list[Child], timeout_s: float | None) -> int:
+def _watch(sup: Supervisor, got: dict[str, int], timeout_s: float | None) -> int:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        codes = {c.name: c.proc.poll() for c in children}
-        failed = {n: c for n, c in codes.items() if c not in (None, 0)}
-        if failed:
-            name, code = next(iter(failed.items()))
-            raise LaunchError(f"{name} exited with code {code}")
-        if all(c == 0 for c in codes.values()):
+    while not got:
+        sup.poll()  # GaveUp: the run has failed
+        if sup.all_ended:
             return 0
         if deadline is not None and time.monotonic() > deadline:
-            running = [n for n, c in codes.items() if c is None]
-            raise LaunchError(f"still running after {timeout_s:.0f} s: {', '.join(running)}")
+            raise LaunchError(f"still running after {timeout_s:.0f} s: {', '.join(sup.running())}")
         time.sleep(0.1)
+    return 130 if got["signal"] == signal.SIGINT else 0

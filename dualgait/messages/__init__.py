@@ -103,6 +103,21 @@ Walk-session update (``type = "session"``, aggregator -> any consumer, published
         min_valid_windows, decision_threshold   the settings the decision used
         window           {window, t_s, valid, reason_code, p_asd} | null   the window just added ("window" events)
         model, untrained, synthetic   as in the window score (say which model made the scores)
+
+Process event (``type = "process_event"``, supervisor -> any consumer, published on
+``supervisor.event_endpoint`` by ``dualgait run`` whenever a supervised process starts, crashes, ends,
+is given up on or is stopped; docs/reliability.md. A new type in protocol 4: no existing layout changed)::
+
+    part 0: header JSON
+        process          str (1..64 chars)   aggregator | inference | capture-front | capture-side
+        event            "started" | "crashed" | "ended" | "gave_up" | "stopped"
+        pid              int >= 1 | null   the process (the new one for "started")
+        exit_code        int in [-64, 255] | null   negative: killed by that signal (-9: SIGKILL); non-zero
+                         for "crashed"
+        restarts         int >= 0   restarts of this process so far
+        backoff_s        float >= 0 | null   "crashed": the delay before the restart (null: not restarted)
+        reason           str (<= 1024 chars)   in words, e.g. "killed by SIGKILL; restart in 0.52 s"
+        mono_ns, wall_ns int   the supervisor's clocks at the event
 """
 
 from __future__ import annotations
@@ -137,15 +152,16 @@ from dualgait.messages.session import (
     decode_session,
     encode_session,
 )
+from dualgait.messages.supervisor import PROCESS_EVENTS, ProcessEvent, decode_process_event, encode_process_event
 from dualgait.messages.window import WindowScore, decode_window, encode_window
 
 # --------------------------------------------------------------------------- dispatch
 
-Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat | Preview | SessionUpdate
+Message = Frame | EndOfStream | WindowScore | CameraState | Heartbeat | Preview | SessionUpdate | ProcessEvent
 
 _DECODERS = {"frame": decode_frame, "eos": decode_eos, "window": decode_window,
              "camera_state": decode_camera_state, "heartbeat": decode_heartbeat, "preview": decode_preview,
-             "session": decode_session}
+             "session": decode_session, "process_event": decode_process_event}
 
 
 def decode(parts: list[bytes]) -> Message:
@@ -161,10 +177,11 @@ def decode(parts: list[bytes]) -> Message:
 
 __all__ = [
     "CAMERA_STATES", "DECISIONS", "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
-    "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS", "SESSION_EVENTS", "VIEWS",
+    "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS",
+    "SESSION_EVENTS", "VIEWS",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
-    "SessionUpdate", "WindowScore",
+    "ProcessEvent", "SessionUpdate", "WindowScore",
     "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_preview",
-    "decode_session", "decode_window", "encode_camera_state", "encode_eos", "encode_frame", "encode_heartbeat",
-    "encode_preview", "encode_session", "encode_window", "parse_header",
+    "decode_process_event", "decode_session", "decode_window", "encode_camera_state", "encode_eos", "encode_frame",
+    "encode_heartbeat", "encode_preview", "encode_process_event", "encode_session", "encode_window", "parse_header",
 ]
