@@ -24,11 +24,11 @@ import zmq
 from capture.faults import FaultInjector
 from capture.pacing import Pacer, start_instant_mono_ns
 from capture.reader import END_OF_RECORDING, SourceReader
-from capture.sources import make_source, parse_source
+from capture.sources import FileSource, make_source, parse_source
 from capture.state import Backoff, CameraStateTracker, Counters
 from dualgait.config import DualgaitConfig
 from dualgait.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
-from dualgait.security import Curve
+from dualgait.security import Curve, file_pseudonym
 from dualgait.transport import StopFlag
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
                          fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
                          timeout_s=ccfg.open_timeout_s)
+    if isinstance(source, FileSource):  # logs and camera events name it by a digest: a file name can identify
+        source.description = f"file {file_pseudonym(source.path)}"  # the patient (docs/security.md)
     log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
              f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
     if not source.live:

@@ -311,6 +311,15 @@ class Curve:
             log.info("CURVE refusals: %s", dict(self.refusals))
 
 
+def file_pseudonym(path: str | os.PathLike[str]) -> str:
+    """How logs and camera events name a recording: a digest of its path, never its name (clinic recordings
+    are often named after the patient or their record number; docs/security.md)."""
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:8]
+    return f"recording #{digest}{Path(path).suffix}"
+
+
 def generate_key_pair(keys_dir: Path, name: str) -> tuple[Path, Path]:
     """Write <name>.key (public) and <name>.key_secret (mode 600) in keys_dir; never overwrites."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
