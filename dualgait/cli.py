@@ -80,6 +80,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     from inference.bench_e2e import add_bench_e2e_args
 
     add_bench_e2e_args(bench_e2e)
+    bench_soak = bench_sub.add_parser("soak", help="long looped real-time run under the supervisor: RSS of every "
+                                      "process and lag over time")
+    _common(bench_soak)
+    from dualgait.soak import add_bench_soak_args
+
+    add_bench_soak_args(bench_soak)
 
     simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
     _common(simulate)
@@ -233,6 +239,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from inference.bench_e2e import run_bench_e2e
 
         return run_bench_e2e(args, _load(args))
+    if args.bench == "soak":
+        from dualgait.soak import run_bench_soak
+
+        return run_bench_soak(args, _load(args))
     from inference.bench_model import run_bench_model
 
     return run_bench_model(args, _load(args))

@@ -276,3 +276,30 @@ def test_children_die_when_the_supervisor_is_killed_9(tmp_path: Path):
         for pid in pids if "pids" in locals() else []:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_soak_rss_summary_judges_after_warm_up_on_minute_medians():
+    from dualgait.soak import rss_summary
+
+    flat = [(t, 100.0 + (50.0 if t < 60 else 0.0) + (5.0 if t == 300 else 0.0)) for t in range(0, 601, 5)]
+    r = rss_summary(flat, warmup_s=60)
+    assert (r["first_mb"], r["last_mb"], r["growth_pct"]) == (100.0, 100.0, 0.0)  # warm-up and one spike ignored
+    assert r["max_growth_pct"] == 5.0
+    leak = [(t, 100.0 + t / 10) for t in range(0, 601, 5)]  # +6 MB/min
+    r = rss_summary(leak, warmup_s=60)
+    assert r["growth_pct"] > 40
+    assert rss_summary([(0, 1.0)], warmup_s=60)["growth_pct"] is None
+
+
+def test_bench_soak_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    from dualgait.cli import main
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    args = ["bench", "soak", "--output", str(tmp_path / "s.json"), "--front", str(video), "--side", str(video),
+            "--set", f"inference.detector.weights={tmp_path}"]
+    assert main([*args, "--duration-s", "100", "--warmup-s", "60"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dualgait bench: error: --duration-s must be at least twice --warmup-s, and --sample-s > 0"]
+    assert main(["bench", "soak", "--output", str(tmp_path / "s.json"), "--front", str(tmp_path / "no.mp4")]) == 2
+    assert "front video not found" in capsys.readouterr().err
