@@ -96,9 +96,10 @@ def test_frames_reach_an_allowed_client_only(hosts: dict[str, Path], caplog: pyt
         client_ctx.destroy(linger=0)
 
 
-def test_scores_publisher_admits_a_key_allowed_while_running(hosts: dict[str, Path]) -> None:
+def test_allow_list_changes_apply_to_the_next_connection(hosts: dict[str, Path]) -> None:
     """pub_socket (inference's scores): the stranger is refused; once its key is allowed, its next connection is
-    served without restarting the server (a refused client does not retry by itself: it reconnects)."""
+    served without restarting the server (a refused client does not retry by itself: it reconnects); once the key
+    is deleted again, the next connection is refused."""
     curve = Curve.for_process(_cfg(hosts["server"], scores="tcp://127.0.0.1:*"), binds=("scores",))
     ctx = zmq.Context()
     try:
@@ -121,6 +122,8 @@ def test_scores_publisher_admits_a_key_allowed_while_running(hosts: dict[str, Pa
         assert curve.refusals["unknown_key"] >= 1
         assert main(["keys", "allow", str(hosts["stranger"] / "host.key"), "--dir", str(hosts["server"])]) == 0
         assert delivered(6.0)
+        (hosts["server"] / "allowed" / "host.key").unlink()  # revoked: its next connection is refused
+        assert not delivered(1.5)
     finally:
         curve.close()
         ctx.destroy(linger=0)
