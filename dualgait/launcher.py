@@ -4,9 +4,12 @@ Supervision (restart with backoff, giving up, stopping) is :class:`dualgait.supe
 module owns what touches the operating system: spawning, signals, the process-event PUB socket.
 
 Children run in their own session (a Ctrl-C in the terminal reaches the supervisor only, which stops them
-in order: SIGTERM, then SIGKILL after ``supervisor.stop_grace_s``), and on Linux they ask the kernel for
-SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the supervisor leaves no
-orphan. A restarted capture that replays a file resumes where the replay is now, on the shared timeline.
+in order on SIGINT, SIGTERM or SIGHUP: SIGTERM, then SIGKILL after ``supervisor.stop_grace_s``), and on Linux
+they ask the kernel for SIGKILL when the supervisor dies without stopping them (``PR_SET_PDEATHSIG``: a
+``kill -9`` or an out-of-memory kill of the supervisor), so no orphan is left even then. SIGKILL, not SIGTERM:
+a child busy with a backlog can take many seconds to notice a SIGTERM and nobody is left to escalate; the
+aggregator's store loses at most the window in flight to a SIGKILL. A restarted capture that replays a file
+resumes where the replay is now, on the shared timeline.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class LaunchError(RuntimeError):
 
 
 def _pdeathsig_setter() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux; None elsewhere).
+    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux; None elsewhere).
 
     libc and prctl are looked up here, in the parent: after fork the child only makes the call.
     """
@@ -52,7 +55,7 @@ def _pdeathsig_setter() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
@@ -192,7 +195,7 @@ class _EventPublisher:
 
 @contextmanager
 def _stop_on_signals() -> Iterator[dict[str, int]]:
-    """SIGINT/SIGTERM set ``got['signal']`` instead of killing the supervisor (main thread only)."""
+    """SIGINT/SIGTERM/SIGHUP set ``got['signal']`` instead of killing the supervisor (main thread only)."""
     got: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield got
@@ -202,7 +205,7 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
         log.info("received %s: stopping all processes", signal.Signals(signum).name)
         got.setdefault("signal", signum)
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield got
     finally:
@@ -214,7 +217,7 @@ def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_d
                  private_endpoints: bool = False, log_level: str = "INFO") -> int:
     """Run the whole pipeline under the supervisor.
 
-    Returns 0 when every process ended cleanly or SIGTERM stopped them, 130 after SIGINT; raises
+    Returns 0 when every process ended cleanly or SIGTERM/SIGHUP stopped them, 130 after SIGINT; raises
     LaunchError when a process failed to start, the supervisor gave up on one, or ``timeout_s`` passed.
     ``private_endpoints``: replace the configured endpoints by ipc sockets in a private run folder.
     """
