@@ -19,6 +19,7 @@ from dualgait.messages import (
     Message,
     encode_camera_state,
     encode_eos,
+    encode_heartbeat,
     encode_preview,
     encode_window,
 )
@@ -129,6 +130,7 @@ def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socke
                         scores_out.send_multipart(encode_preview(preview))
             elif isinstance(message, Heartbeat):
                 monitor.heartbeat(message)
+                scores_out.send_multipart(encode_heartbeat(message))  # the aggregator's camera health stays current
             elif isinstance(message, CameraState):
                 if monitor.camera_state(message):
                     scores_out.send_multipart(encode_camera_state(message))  # the aggregator shows them

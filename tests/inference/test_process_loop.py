@@ -133,6 +133,9 @@ def test_lost_ended_messages_end_the_stream_by_silence() -> None:
     assert len(reasons) == 2 and all(r.startswith("capture silent for") for r in reasons)
     (eos,) = [m for m in got if isinstance(m, EndOfStream)]
     assert eos.reason == "end of stream from both views" and eos.stats["frames"] == 10
+    # heartbeats are forwarded, so the aggregator's camera health stays current between state changes
+    beats = [m for m in got if isinstance(m, Heartbeat)]
+    assert sorted((b.view, b.last_seq) for b in beats) == sorted((v, q) for v in ("front", "side") for q in range(5))
 
 
 def test_overloaded_receiver_still_ends() -> None:
