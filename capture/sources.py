@@ -9,6 +9,7 @@ timestamps (pts) and are paced by the reader.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -22,6 +23,15 @@ import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+# FFmpeg inside OpenCV prints its own complaints to stderr, several lines per damaged frame ("[h264 @ 0x...] Invalid
+# NAL unit size"); a damaged file is reported by a SourceError in one line instead. Read by OpenCV when it first
+# opens a video; set OPENCV_FFMPEG_LOGLEVEL yourself (e.g. 16, errors) to see FFmpeg's messages.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
+
+# A file whose decoding ends this many frames before the count in its container is truncated or corrupt
+# (the count is exact for MP4/MOV/AVI; estimated from the duration for some other containers, hence the margin).
+TRUNCATED_MIN_FRAMES, TRUNCATED_MIN_FRACTION = 3, 0.02
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 
@@ -158,6 +168,7 @@ class FileSource:
             if raw is None:
                 if self._index == 0:
                     raise SourceError(f"video has no decodable frames: {self.path}")
+                self._check_complete()
                 if not self.loop:
                     return None
                 period_ns = round(1e9 / self.fps)
@@ -172,6 +183,17 @@ class FileSource:
             frame = DecodedFrame(self._emitted, pts_ns, from_container, image, time.monotonic_ns())
             self._emitted += 1
             return frame
+
+    def _check_complete(self) -> None:
+        """At the end of a pass: SourceError when far fewer frames decoded than the container declares."""
+        missing = self.frame_count - self._index
+        if missing > max(TRUNCATED_MIN_FRAMES, TRUNCATED_MIN_FRACTION * self.frame_count):
+            raise SourceError(f"video is truncated or corrupt: decoding stopped after frame {self._index} of "
+                              f"{self.frame_count} ({self._index / self.fps:.1f} of {self.duration_s:.1f} s): "
+                              f"{self.path}")
+        if missing > 0:
+            log.debug("%s: %d of %d frames decoded (the container's count may be an estimate)", self.path,
+                        self._index, self.frame_count)
 
     def frames(self) -> Iterator[DecodedFrame]:
         """Every frame from the current position to the end (forever with ``loop``)."""

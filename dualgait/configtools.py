@@ -8,8 +8,10 @@ dotted path of the offending key. Strings may reference environment variables as
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +26,16 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 80, 80, 2, 4, 4
+
+
+def _show(value: Any) -> str:
+    """A bounded repr for error messages: a YAML alias bomb (9 nested lists of 9 aliases, a few hundred bytes)
+    is a billion strings, whose full repr took minutes and gigabytes."""
+    return _REPR.repr(value)
 
 
 class EnvVarError(ConfigError):
@@ -66,10 +78,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 raise  # the real problem, not a type mismatch
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {_show(value)}")
     if origin is Literal:
         if value not in get_args(tp):
-            raise ConfigError(f"{where}: expected one of {list(get_args(tp))}, got {value!r}")
+            raise ConfigError(f"{where}: expected one of {list(get_args(tp))}, got {_show(value)}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
@@ -87,19 +99,25 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         return origin(_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {_show(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):  # YAML's .nan and .inf, or an integer too large for a float
+            raise ConfigError(f"{where}: expected a finite number, got {_show(value)}")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_show(value)}")
         try:
             return expand_env(value)
         except EnvVarError as exc:
@@ -139,17 +157,42 @@ def to_mapping(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_show(key)}",
+                                                        key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping; one-line ConfigError for a missing file or bad YAML."""
+    """Read a YAML mapping; one-line ConfigError for a missing or unreadable file or bad YAML."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{loc}") from None
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if problem and problem.startswith("duplicate key") else ""
+        raise ConfigError(f"config file {path} is not valid YAML{loc}{why}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

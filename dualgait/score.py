@@ -43,6 +43,10 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
                        (cfg.inference.detector.weights, "detector weights")):
         if not Path(path).exists():
             raise ConfigError(f"{what} not found: {path}")
+    from capture.sources import FileSource
+
+    for path in (args.front, args.side):  # an unreadable video: SourceError now, not after building the model
+        FileSource(path).close()
     cfg = resolve_model(cfg, untrained=args.untrained)
     clock = ReplayClock()
     pipeline = build_pipeline(cfg, clock_ns=clock)

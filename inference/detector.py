@@ -66,6 +66,15 @@ def configure_ultralytics_env(config_dir: str | os.PathLike[str]) -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
 
 
+def _load_problem(exc: BaseException) -> str:
+    """One line from a loader's exception: OpenVINO's say where the check failed first and what failed last."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return "no model file found there" if isinstance(exc, StopIteration) else type(exc).__name__
+    line = lines[-1] if lines[0].startswith("Exception from src/") else lines[0]
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
 class YoloDetector:
     """Ultralytics YOLO (any format it loads: OpenVINO, .pt, ONNX, TensorRT .engine) + ByteTrack per view."""
 
@@ -73,14 +82,18 @@ class YoloDetector:
         weights = Path(cfg.weights)
         if not weights.exists():
             raise DetectorError(f"detector weights not found: {weights} (set inference.detector.weights)")
+        self._cfg = cfg
+        self.views = views
         try:
             from ultralytics import YOLO
 
             self._model = YOLO(str(weights), task="detect")
-        except Exception as exc:  # Ultralytics raises many types for unreadable weights
-            raise DetectorError(f"cannot load detector weights {weights}: {exc}") from None
-        self._cfg = cfg
-        self.views = views
+            # exported formats (OpenVINO, ONNX, TensorRT) are only read on the first prediction: make it here, so
+            # a truncated or incomplete export is a DetectorError now, not an exception in the middle of a run
+            blank = np.zeros((cfg.imgsz_px * 9 // 16, cfg.imgsz_px, 3), dtype=np.uint8)  # 16:9, batched as track()
+            self._predict([blank] * (len(views) if cfg.batch_views else 1))
+        except Exception as exc:  # Ultralytics and the runtimes raise many types for unreadable weights
+            raise DetectorError(f"cannot load detector weights {weights}: {_load_problem(exc)}") from None
         self.reset()
 
     def _new_tracker(self):

@@ -95,7 +95,7 @@ def _read(path: Path) -> Any:
         raise ModelLoadError(f"cannot read checkpoint {path}: not a torch file of tensors "
                              "(truncated, another format, or pickled code, which is refused)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]  # miniz adds advice
         raise ModelLoadError(f"cannot read checkpoint {path} (truncated or not a torch file?): {first}") from None
     except Exception as exc:  # weights_only refuses pickled code: an untrusted or foreign file
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,153 @@ def test_wrong_checkpoint(tmp_path: Path, assets: Path) -> None:
 def test_missing_detector_weights(tmp_path: Path) -> None:
     result = _run("infer", "--set", f"inference.detector.weights={tmp_path / 'none'}")
     _assert_one_line_error(result, "detector weights not found")
+
+
+# --------------------------------------------------------------------------- hostile input (issue 8), in-process
+# The real CLI entry point, called in this process (no interpreter start per case): exit code 2 and exactly one
+# line on stderr. Damaged files are made from the shared assets: cut or emptied copies (docs/hostile-input.md).
+
+
+def _main_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    from dualgait.cli import main
+
+    code = main([*args, "--log-level", "ERROR"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _cut(src: Path, dst: Path, fraction: float) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[:int(len(data) * fraction)])
+    return dst
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    from inference.models.checkpoint import ModelSpec, save_checkpoint
+
+    spec = ModelSpec(variant="late", input_px=32, frames=2, width=4)
+    return save_checkpoint(path, spec.build(), spec)
+
+
+TINY_MODEL = ("--set", "inference.crop.input_px=32", "--set", "inference.window.frames=2", "--set",
+              "inference.window.min_visible_frames=1")
+
+
+def test_truncated_video_is_reported_by_the_file_source(assets: Path, tmp_path: Path) -> None:
+    from capture.sources import FileSource, SourceError
+
+    whole = FileSource(assets / "videos" / "walk_front.mp4")
+    assert sum(1 for _ in whole.frames()) == whole.frame_count == 380  # an intact file: no error
+    for fraction, frames in ((0.5, 185), (0.9, 324)):
+        source = FileSource(_cut(assets / "videos" / "walk_front.mp4", tmp_path / f"cut{fraction}.mp4", fraction))
+        assert source.frame_count == 380  # the index at the start of the file survives the cut
+        with pytest.raises(SourceError, match=rf"truncated or corrupt: decoding stopped after frame {frames} of 380"):
+            sum(1 for _ in source.frames())
+
+
+def test_corrupt_video_is_reported_by_decoded_pair(assets: Path, tmp_path: Path) -> None:
+    """Bytes flipped in the middle of the stream: decoding stops early, the offline reader says so."""
+    from capture.sources import SourceError
+    from inference.offline import decoded_pair
+
+    data = bytearray((assets / "videos" / "walk_side.mp4").read_bytes())
+    for at in range(50_000, len(data), 997):
+        data[at] ^= 0x5A
+    bad = tmp_path / "corrupt_side.mp4"
+    bad.write_bytes(bytes(data))
+    frames = 0
+    with pytest.raises(SourceError, match=r"corrupt_side.mp4$"):
+        for _ in decoded_pair(str(assets / "videos" / "walk_front.mp4"), str(bad)):
+            frames += 1
+    assert 0 < frames < 2 * 380
+
+
+def test_score_unreadable_video_before_loading_models(assets: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    head = _cut(assets / "videos" / "walk_front.mp4", tmp_path / "head.mp4", 100 / 867_542)
+    line = _main_error(capsys, "score", str(head), str(assets / "videos" / "walk_side.mp4"), "--untrained")
+    assert line == f"dualgait score: error: cannot open video (unreadable or unknown format): {head}"
+
+
+def test_score_truncated_video(assets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = _cut(assets / "videos" / "walk_front.mp4", tmp_path / "front.mp4", 0.2)
+    ckpt = _tiny_checkpoint(tmp_path / "tiny.pt")
+    line = _main_error(capsys, "score", str(cut), str(assets / "videos" / "walk_side.mp4"), "--quiet",
+                       "--set", f"inference.model.weights={ckpt}", *TINY_MODEL)
+    assert re.fullmatch(r"dualgait score: error: video is truncated or corrupt: decoding stopped after frame \d+ "
+                        rf"of 380 \(\d+\.\d of 15\.2 s\): {re.escape(str(cut))}", line), line
+
+
+@pytest.mark.parametrize("fraction", [0.5, 64 / 1_250_000])
+def test_score_truncated_checkpoint(assets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    fraction: float) -> None:
+    cut = _cut(_tiny_checkpoint(tmp_path / "tiny.pt"), tmp_path / "cut.pt", fraction)
+    videos = assets / "videos"
+    line = _main_error(capsys, "score", str(videos / "walk_front.mp4"), str(videos / "walk_side.mp4"),
+                       "--set", f"inference.model.weights={cut}", *TINY_MODEL)
+    assert line == (f"dualgait score: error: cannot read checkpoint {cut} (truncated or not a torch file?): "
+                    "PytorchStreamReader failed reading zip archive: failed finding central directory")
+
+
+ALIAS_BOMB = "capture:\n  speed: [" + ", ".join(
+    [f"&{name} [" + ", ".join([f"*{prev}" if prev else "lol"] * 9) + "]"
+     for prev, name in zip([None, *"abcdefgh"], "abcdefghi", strict=True)]) + "]\n"
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"\xff\xfe\x00capture: 1\n", "is not UTF-8 text (byte 0)"),
+    (b"capture:\n  speed: 1\ncapture:\n  speed: 2\n", "is not valid YAML (line 3, column 1): duplicate key 'capture'"),
+    (b"capture:\n  speed: .nan\n", "capture.speed: expected a finite number, got nan"),
+    (b"inference:\n  window:\n    stride_s: .inf\n", "inference.window.stride_s: expected a finite number, got inf"),
+    (b"capture:\n\tspeed: 1\n", "is not valid YAML (line 2, column 1)"),
+    (b"inference: !!python/object/apply:os.system [echo]\n", "is not valid YAML (line 1, column 12)"),
+    (ALIAS_BOMB.encode(), "capture.speed: expected a number, got [['lol', 'lol', 'lol', 'lol', ...], [[...]"),
+    (None, "cannot be read: Is a directory"),
+])
+def test_bad_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, needle: str) -> None:
+    """Before: non-UTF-8 bytes gave a traceback, a 9x9 alias bomb (650 bytes) hung in repr() of the error,
+    a duplicate key or .nan passed silently, a directory gave a bare '[Errno 21]'."""
+    config = tmp_path / "bad.yaml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    line = _main_error(capsys, "score", "nope-front.mp4", "nope-side.mp4", "--config", str(config))
+    assert line.startswith("dualgait score: error: ") and needle in line, line
+    assert len(line) < 300
+
+
+def _damaged_export(assets: Path, tmp_path: Path, damage: str) -> Path:
+    src = assets / "weights" / "yolo11n_int8_openvino_model"
+    dst = tmp_path / "yolo11n_int8_openvino_model"
+    dst.mkdir()
+    if damage == "empty folder":
+        return dst
+    for name in ("metadata.yaml", "yolo11n.xml", "yolo11n.bin"):
+        if not (damage == "no .bin" and name.endswith(".bin")):
+            (dst / name).write_bytes((src / name).read_bytes())
+    if damage == "truncated .bin":
+        _cut(src / "yolo11n.bin", dst / "yolo11n.bin", 0.05)
+    elif damage == "truncated .xml":
+        _cut(src / "yolo11n.xml", dst / "yolo11n.xml", 0.05)
+    return dst
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("truncated .bin", "Incorrect weights in bin file!"),
+    ("truncated .xml", "E"),  # "Error parsing element attribute at offset 33047" (the message depends on the cut)
+    ("no .bin", "Can not open file"),
+    ("empty folder", "no model file found there"),
+])
+def test_damaged_detector_weights(assets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str,
+                                  problem: str) -> None:
+    """Exported detectors are read on their first prediction: that used to be the first frame of a run, with a
+    multi-line OpenVINO RuntimeError (or a bare StopIteration for an empty folder)."""
+    weights = _damaged_export(assets, tmp_path, damage)
+    videos = assets / "videos"
+    line = _main_error(capsys, "score", str(videos / "walk_front.mp4"), str(videos / "walk_side.mp4"), "--untrained",
+                       "--set", f"inference.detector.weights={weights}")
+    assert line.startswith(f"dualgait score: error: cannot load detector weights {weights}: {problem}"), line
