@@ -1,6 +1,6 @@
 """Property-based fuzzing of every wire decoder (issue 8, hostile input; docs/hostile-input.md).
 
-Valid messages of every type are generated, encoded and then mutated: fields removed, added or replaced by
+Valid messages of every type (all eight) are generated, encoded and then mutated: fields removed, added or replaced by
 garbage (wrong types, out-of-range and huge integers, NaN/inf, huge strings, lone surrogates, deep nesting),
 unknown versions and types, raw header bytes cut or flipped, payloads of the wrong size, garbage, truncated and
 size-forged JPEGs. Properties:
@@ -41,6 +41,7 @@ from dualgait.messages import (
     MAX_HEADER_BYTES,
     MAX_PREVIEW_SIDE_PX,
     MAX_SIDE_PX,
+    PROCESS_EVENTS,
     PROTOCOL_VERSION,
     REASON_CODES,
     REQUIRED_COUNTERS,
@@ -54,6 +55,7 @@ from dualgait.messages import (
     Message,
     MessageError,
     Preview,
+    ProcessEvent,
     SessionUpdate,
     WindowScore,
     decode,
@@ -62,6 +64,7 @@ from dualgait.messages import (
     encode_frame,
     encode_heartbeat,
     encode_preview,
+    encode_process_event,
     encode_session,
     encode_window,
 )
@@ -75,6 +78,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=bool(os.enviro
 ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     Frame: encode_frame, EndOfStream: encode_eos, WindowScore: encode_window, CameraState: encode_camera_state,
     Heartbeat: encode_heartbeat, Preview: encode_preview, SessionUpdate: encode_session,
+    ProcessEvent: encode_process_event,
 }
 
 
@@ -118,7 +122,8 @@ scalars = st.one_of(
 garbage = st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids,
                                                                                             max_size=4),
                        max_leaves=8)
-type_names = st.sampled_from(["frame", "eos", "window", "camera_state", "heartbeat", "preview", "session", "",
+type_names = st.sampled_from(["frame", "eos", "window", "camera_state", "heartbeat", "preview", "session",
+                              "process_event", "",
                               "Frame", "frame ", "__class__", "unknown"])
 
 
@@ -226,6 +231,16 @@ def sessions(draw: st.DrawFn) -> SessionUpdate:
         model=draw(texts), untrained=draw(st.booleans()), synthetic=draw(st.booleans()))
 
 
+@st.composite
+def process_events(draw: st.DrawFn) -> ProcessEvent:
+    event = draw(st.sampled_from(PROCESS_EVENTS))
+    exit_code = draw(st.integers(-64, 255).filter(bool) if event == "crashed" else st.none() | st.integers(-64, 255))
+    return ProcessEvent(process=draw(st.text(min_size=1, max_size=64)), event=event,
+                        pid=draw(st.none() | st.integers(1, INT64_MAX)), exit_code=exit_code,
+                        restarts=draw(small_ints), backoff_s=draw(st.none() | st.floats(0, 1e6, exclude_max=True)),
+                        reason=draw(st.text(max_size=1024)), mono_ns=draw(int64s), wall_ns=draw(int64s))
+
+
 def _encode(message: Message | tuple[Frame, str]) -> list[bytes]:
     if isinstance(message, tuple):
         frame, encoding = message
@@ -235,7 +250,7 @@ def _encode(message: Message | tuple[Frame, str]) -> list[bytes]:
 
 VALID: dict[str, st.SearchStrategy[Any]] = {
     "frame": frames(), "eos": eos_messages, "window": windows(), "camera_state": camera_states,
-    "heartbeat": heartbeats, "preview": previews(), "session": sessions(),
+    "heartbeat": heartbeats, "preview": previews(), "session": sessions(), "process_event": process_events(),
 }
 
 
