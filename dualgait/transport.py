@@ -98,7 +98,7 @@ class Receiver:
                 self.malformed += 1
                 now = time.monotonic()
                 if now - self._last_warning_s > 5.0:  # rate-limited: a flood must not flood the log
-                    log.warning("dropped malformed message (%d so far): %s", self.malformed, exc)
+                    log.warning("dropped malformed message (%d so far): %.300s", self.malformed, exc)  # bounded
                     self._last_warning_s = now
                 continue
             self.last_message_bytes = sum(len(p) for p in parts)

@@ -634,3 +634,21 @@ def test_receiver_counts_malformed_and_never_raises(pair: Any, batch: list[list[
     counts = STATS.setdefault(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], [0, 0])
     counts[0] += len(batch)
     counts[1] += expected.count(None)
+
+
+def test_receiver_log_line_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """A 60 KB unknown type or view name is echoed in the MessageError: the Receiver logs 300 characters of it."""
+    ctx = zmq.Context()
+    try:
+        rx, tx = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        rx.bind("inproc://fuzz-log")
+        tx.connect("inproc://fuzz-log")
+        receiver = Receiver(rx)
+        tx.send(dumps({"v": PROTOCOL_VERSION, "type": "x" * 60_000}).encode())
+        with caplog.at_level("WARNING", logger="dualgait.transport"):
+            assert list(receiver.poll(2000)) == []
+        assert receiver.malformed == 1
+        (record,) = [r for r in caplog.records if "dropped malformed" in r.getMessage()]
+        assert "unknown message type 'xxx" in record.getMessage() and len(record.getMessage()) < 400
+    finally:
+        ctx.destroy(linger=0)
