@@ -34,7 +34,7 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 
 
 def _show(value: Any) -> str:
     """A bounded repr for error messages: a YAML alias bomb (9 nested lists of 9 aliases, a few hundred bytes)
-    is a billion strings, whose full repr took minutes and gigabytes."""
+    is 9^9 = 387 million strings, whose full repr did not finish in 60 s."""
     return _REPR.repr(value)
 
 

@@ -172,7 +172,7 @@ ALIAS_BOMB = "capture:\n  speed: [" + ", ".join(
     (None, "cannot be read: Is a directory"),
 ])
 def test_bad_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, needle: str) -> None:
-    """Before: non-UTF-8 bytes gave a traceback, a 9x9 alias bomb (650 bytes) hung in repr() of the error,
+    """Before: non-UTF-8 bytes gave a traceback, a 9x9 alias bomb (397 bytes) hung in repr() of the error,
     a duplicate key or .nan passed silently, a directory gave a bare '[Errno 21]'."""
     config = tmp_path / "bad.yaml"
     if content is None:
