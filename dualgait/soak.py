@@ -122,6 +122,7 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
         events: list[ProcessEvent] = []
         eos: EndOfStream | None = None
         rss: dict[str, list[tuple[float, float]]] = {}
+        loads: list[float] = []  # 1-min load average at each sample: was the machine shared?
         try:
             receiver = Receiver(sub_socket(ctx, [endpoints["scores"]], hwm=100_000))
             event_rx = Receiver(sub_socket(ctx, [events_ep], hwm=10_000))
@@ -141,6 +142,7 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
                 if time.monotonic() >= next_sample:
                     next_sample += sample_s
                     children = pipeline_children()
+                    loads.append(os.getloadavg()[0])
                     if t_start is None and any(n.startswith("capture") for n in children):
                         t_start = time.monotonic()  # the replay starts about now
                     t = 0.0 if t_start is None else time.monotonic() - t_start
@@ -164,6 +166,8 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
         "lag": lag_over_time([((s.t_end_mono_ns - t_first) / 1e9, s.latency_ms) for s in scores], bucket_s=60.0),
         "rss": {name: rss_summary(samples, warmup_s) for name, samples in sorted(rss.items())},
         "rss_samples": {name: samples for name, samples in sorted(rss.items())},
+        "load_avg_1m": {"min": round(min(loads), 2), "mean": round(statistics.fmean(loads), 2),
+                        "max": round(max(loads), 2)} if loads else None,
         "restarts": sum(1 for e in events if e.event == "started" and e.restarts > 0),
         "crashes": [f"{e.process}: {e.reason}" for e in events if e.event == "crashed"],
         "capture_send_drops": {v: stats.get(f"capture_send_drops_{v}") for v in ("front", "side")},
@@ -190,7 +194,8 @@ def render(report: dict[str, Any]) -> str:
                      f"{r['max_growth_pct']} % |")
     lines += ["", f"Windows {run['windows']}/{run['windows_expected']} ({run['windows_valid']} valid); restarts "
               f"{run['restarts']}; capture send drops {json.dumps(run['capture_send_drops'])}; seq gaps "
-              f"{json.dumps(run['seq_gaps'])}; pipeline exit {run['pipeline_exit']}.", "",
+              f"{json.dumps(run['seq_gaps'])}; pipeline exit {run['pipeline_exit']}; 1-min load average during "
+              f"the run {json.dumps(run['load_avg_1m'])}.", "",
               stats_table({"end to end": run["latency_ms"]}), ""]
     if lag["buckets"]:
         lines += [f"Lag over time (slope {lag['slope_ms_per_min']} ms/min):", "", lag_table(lag), ""]
