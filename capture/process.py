@@ -199,9 +199,10 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
             thread.join(timeout=2.0)  # a camera read can block; the thread is a daemon
         if not thread.is_alive():  # else it is still inside a blocking read: leave the source to it
             source.close()
+        linger_ms = LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS
         if curve is not None:
-            curve.close()
-        ctx.destroy(linger=LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS)
+            curve.close(linger_ms=linger_ms)
+        ctx.destroy(linger=linger_ms)
     return 1 if reader.failed else 0
 
 

@@ -299,10 +299,16 @@ class Curve:
         sock.curve_publickey = self.public
         sock.curve_serverkey = key
 
-    def close(self) -> None:
-        """Stop the ZAP handler and the handshake watches (before the context is destroyed)."""
+    def close(self, *, linger_ms: int = 0) -> None:
+        """Close the server sockets this secured (with ``linger_ms`` to deliver what is queued to connected
+        clients), then stop the handshake watches and the ZAP handler; call it before the context is destroyed.
+
+        Sockets first: libzmq admits any key to a CURVE server once no ZAP handler runs, and a closed socket
+        accepts no new connection while it lingers (unbinding instead would drop the queued tail)."""
         for watch in self._watches:
             watch.close()
+            if not watch.sock.closed:
+                watch.sock.close(linger=linger_ms)
         for auth in self._authenticators.values():
             auth.stop()
         self._watches.clear()

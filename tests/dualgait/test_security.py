@@ -207,3 +207,67 @@ def test_unknown_security_key_is_a_config_error() -> None:
     assert load_config(None, ["security.curve=off"]).security.mode == "off"
     with pytest.raises(ConfigError, match=r"server_keys.aggregator: not an endpoint"):
         load_config(None, ["security.server_keys={aggregator: x.key}"])
+
+
+def test_close_delivers_the_tail_and_admits_nobody_new(hosts: dict[str, Path]) -> None:
+    """libzmq admits any key to a CURVE server once no ZAP handler runs: close() closes the server socket
+    (lingering for its queue) before it stops the handler, so a connected client still gets the tail and a
+    stranger connecting afterwards gets nothing."""
+    curve = Curve.for_process(_cfg(hosts["server"], scores="tcp://127.0.0.1:*"), binds=("scores",))
+    ctx, client_ctx = zmq.Context(), zmq.Context()
+    try:
+        pub = pub_socket(ctx, "tcp://127.0.0.1:*", hwm=10_000, curve=curve)
+        endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        server_key = hosts["server"] / "host.key"
+        allowed = Curve.for_process(_cfg(hosts["client"], scores=endpoint, server_key=server_key), connects=("scores",))
+        stranger = Curve.for_process(_cfg(hosts["stranger"], scores=endpoint, server_key=server_key),
+                                     connects=("scores",))
+        connected = sub_socket(client_ctx, [endpoint], hwm=10_000, curve=allowed)
+        deadline = time.monotonic() + 5.0
+        while not connected.poll(20) and time.monotonic() < deadline:  # joined
+            pub.send(b"hello")
+        while connected.poll(0):
+            connected.recv()
+        for i in range(200):
+            pub.send(b"tail %d" % i + b" " * 10_000)
+        curve.close(linger_ms=5_000)  # the process's last step before ctx.destroy
+        late = sub_socket(client_ctx, [endpoint], hwm=100, curve=stranger)
+        tail, late_got = 0, 0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            if not pub.closed:  # open only without the fix: the stranger would then get these
+                pub.send(b"after close")
+            while connected.poll(0):
+                tail += connected.recv().startswith(b"tail")
+            while late.poll(0):
+                late_got += 1
+                late.recv()
+            time.sleep(0.005)
+        assert tail == 200 and late_got == 0
+    finally:
+        client_ctx.destroy(linger=0)
+        ctx.destroy(linger=0)
+
+
+def test_lossless_push_pull_over_curve(hosts: dict[str, Path]) -> None:
+    """Lossless mode: capture PUSHes as a CURVE server, inference PULLs (pull_socket) as an allowed client."""
+    from dualgait.transport import pull_socket
+
+    curve = Curve.for_process(_cfg(hosts["server"], front="tcp://127.0.0.1:*"), binds=("front",))
+    ctx = zmq.Context()
+    try:
+        sender = FrameSender(ctx, "tcp://127.0.0.1:*", lossless=True, hwm=8, curve=curve)
+        endpoint = sender.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        client = Curve.for_process(_cfg(hosts["client"], front=endpoint, server_key=hosts["server"] / "host.key"),
+                                   connects=("front",))
+        receiver = Receiver(pull_socket(ctx, endpoint, hwm=8, curve=client))
+        image = np.zeros((4, 4, 3), dtype=np.uint8)
+        assert sender.send_control(encode_frame(Frame("front", 9, 1, 2, image)), timeout_s=5.0)
+        got = []
+        deadline = time.monotonic() + 5.0
+        while not got and time.monotonic() < deadline:
+            got = [m for m, _ in receiver.poll(50)]
+        assert got and got[0].seq == 9
+    finally:
+        curve.close()
+        ctx.destroy(linger=0)
