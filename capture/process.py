@@ -14,6 +14,7 @@ Transport:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -120,8 +121,15 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
                          fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
                          timeout_s=ccfg.open_timeout_s)
-    if isinstance(source, FileSource):  # logs and camera events name it by a digest: a file name can identify
-        source.description = f"file {file_pseudonym(source.path)}"  # the patient (docs/security.md)
+    private = str(source.path) if isinstance(source, FileSource) else None
+    if private is not None:  # logs and camera events name it by a digest: a file name can identify the patient
+        source.description = f"file {file_pseudonym(private)}"  # (docs/security.md)
+
+    def scrubbed(event: CameraState) -> CameraState:  # e.g. "video is truncated or corrupt: ...: <path>"
+        if private is None or not event.reason or private not in event.reason:
+            return event
+        return dataclasses.replace(event, reason=event.reason.replace(private, file_pseudonym(private)))
+
     log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
              f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
     if not source.live:
@@ -147,6 +155,7 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
         def publish(event: CameraState | None) -> None:
             if event is None:
                 return
+            event = scrubbed(event)
             _log_event(event)
             if not sender.send_control(encode_camera_state(event), control_timeout_s):
                 counters.control_drops += 1
@@ -186,7 +195,7 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
                 if not sender.send_control(encode_heartbeat(tracker.heartbeat()), control_timeout_s):
                     counters.control_drops += 1
                 next_beat_s = time.monotonic() + ccfg.heartbeat_s
-        final = tracker.event()  # "ended" with the final counters
+        final = scrubbed(tracker.event())  # "ended" with the final counters
         _log_event(final)
         for _ in range(ENDED_REPEATS):
             if not sender.send_control(encode_camera_state(final), 30.0 if ccfg.lossless else 1.0):

@@ -192,7 +192,7 @@ class FileSource:
                               f"{self.frame_count} ({self._index / self.fps:.1f} of {self.duration_s:.1f} s): "
                               f"{self.path}")
         if missing > 0:
-            log.debug("%s: %d of %d frames decoded (the container's count may be an estimate)", self.path,
+            log.debug("%s: %d of %d frames decoded (the container's count may be an estimate)", self.description,
                         self._index, self.frame_count)
 
     def frames(self) -> Iterator[DecodedFrame]:

@@ -73,3 +73,20 @@ def test_pipeline_log_has_no_frames_identifiers_or_keys(short_pair: tuple[str, s
     assert summary["windows"] >= 1  # windows went capture -> inference -> aggregator over CURVE
     problems = log_problems(log, (public.decode(), secret.decode()))
     assert not problems, "\n".join(problems[:20])
+
+
+def test_a_damaged_recording_is_not_named_in_the_capture_log(assets: Path, tmp_path: Path) -> None:
+    """A truncated file ends the capture with a reason that would carry its path: the log and the camera event
+    carry the digest instead."""
+    data = (assets / "videos" / "walk_front.mp4").read_bytes()
+    damaged = tmp_path / "DOE_JANE_MRN4711_front.mp4"
+    damaged.write_bytes(data[:len(data) // 5])
+    result = subprocess.run(
+        [sys.executable, "-m", "dualgait", "capture", "--view", "front", "--source", str(damaged),
+         "--log-level", "DEBUG", "--set", f"endpoints.front=ipc://{tmp_path / 'front.sock'}",
+         "--set", "capture.speed=20", "--set", "capture.start_delay_s=0"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]  # the capture failed: the file is damaged
+    assert "truncated or corrupt" in result.stderr and "recording #" in result.stderr
+    problems = log_problems(result.stderr)
+    assert not problems, "\n".join(problems[:20])
