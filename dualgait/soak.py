@@ -162,6 +162,8 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
         "pipeline_exit": outcome.get("exit"), "pipeline_error": outcome.get("error"),
         "windows": len(scores), "windows_expected": int(duration_s // cfg.inference.window.stride_s) - 1,
         "windows_valid": sum(s.valid for s in scores),
+        "invalid_by_reason": {code: sum(s.reason_code == code for s in scores)
+                              for code in sorted({s.reason_code for s in scores if s.reason_code})},
         "latency_ms": describe(s.latency_ms for s in scores),
         "lag": lag_over_time([((s.t_end_mono_ns - t_first) / 1e9, s.latency_ms) for s in scores], bucket_s=60.0),
         "rss": {name: rss_summary(samples, warmup_s) for name, samples in sorted(rss.items())},
@@ -192,7 +194,8 @@ def render(report: dict[str, Any]) -> str:
     for name, r in run["rss"].items():
         lines.append(f"| {name} | {r['first_mb']} | {r['last_mb']} | {r['growth_pct']} % | {r['max_mb']} | "
                      f"{r['max_growth_pct']} % |")
-    lines += ["", f"Windows {run['windows']}/{run['windows_expected']} ({run['windows_valid']} valid); restarts "
+    lines += ["", f"Windows {run['windows']}/{run['windows_expected']} ({run['windows_valid']} valid; invalid by "
+              f"reason {json.dumps(run.get('invalid_by_reason'))}); restarts "
               f"{run['restarts']}; capture send drops {json.dumps(run['capture_send_drops'])}; seq gaps "
               f"{json.dumps(run['seq_gaps'])}; pipeline exit {run['pipeline_exit']}; 1-min load average during "
               f"the run {json.dumps(run['load_avg_1m'])}.", "",
