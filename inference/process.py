@@ -118,6 +118,8 @@ def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socke
     with the patient's latest box go out through ``previews`` (at most its rate per view)."""
     while not stop:
         for message, received_ns in receiver.poll(poll_ms):
+            if stop:
+                break  # a lagging inference answers SIGTERM within one frame, not one batch of up to 256
             if isinstance(message, Frame):
                 monitor.heard(message.view)
                 for score in pipeline.push(message, received_ns=received_ns):
