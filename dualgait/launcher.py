@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dualgait.config import DualgaitConfig, dump_config, with_overrides
 from dualgait.messages import VIEWS, ProcessEvent, encode_process_event
@@ -270,3 +271,41 @@ def _watch(sup: Supervisor, got: dict[str, int], timeout_s: float | None) -> int
             raise LaunchError(f"still running after {timeout_s:.0f} s: {', '.join(sup.running())}")
         time.sleep(0.1)
     return 130 if got["signal"] == signal.SIGINT else 0
+
+
+def looped_replay_overrides(run_dir: Path, duration_s: float) -> dict[str, Any]:
+    """What the real-time benchmarks run: the captures' sources replayed in a loop at real speed for
+    ``duration_s`` on private ipc endpoints, and the whole aggregator (store, live view, metrics) on private
+    paths and free ports, so nothing is shared with a user's own run."""
+    return {
+        "endpoints": ipc_endpoints(run_dir),
+        "capture": {"loop": True, "max_duration_s": duration_s, "lossless": False, "speed": 1.0},
+        "inference": {"exit_on_end_of_stream": True},
+        "aggregator": {"exit_on_end_of_stream": True, "console": False, "output_dir": None,
+                       "publish_endpoint": None, "store": {"db_path": str(run_dir / "sessions.db")},
+                       "http": {"port": 0}, "metrics": {"port": 0}},
+    }
+
+
+class BackgroundRun:
+    """:func:`run_pipeline` in a thread, so the caller can subscribe to the scores meanwhile."""
+
+    def __init__(self, cfg: DualgaitConfig, *, timeout_s: float, name: str = "pipeline") -> None:
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, args=(cfg, timeout_s), name=name, daemon=True)
+
+    def _run(self, cfg: DualgaitConfig, timeout_s: float) -> None:
+        try:
+            self.exit_code = run_pipeline(cfg, timeout_s=timeout_s, log_level="WARNING")
+        except Exception as exc:  # reported by the caller with its results
+            self.error = str(exc)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def join(self, timeout_s: float) -> None:
+        self.thread.join(timeout=timeout_s)

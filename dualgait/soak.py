@@ -17,7 +17,6 @@ import logging
 import os
 import statistics
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,10 +51,14 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def pipeline_children() -> dict[str, int]:
-    """This process's children (any thread's) by pipeline role, from /proc."""
+def pipeline_children(parent_pid: int | None = None) -> dict[str, int]:
+    """The children of ``parent_pid`` (default: this process; any thread's) by pipeline role, from /proc."""
     out: dict[str, int] = {}
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{parent_pid or os.getpid()}/task").iterdir())
+    except FileNotFoundError:  # the parent has exited
+        return out
+    for task in tasks:
         try:
             pids = [int(p) for p in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
@@ -93,30 +96,19 @@ def rss_summary(samples: list[tuple[float, float]], warmup_s: float) -> dict[str
 def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: float) -> dict[str, Any]:
     import zmq
 
-    from dualgait.launcher import ipc_endpoints, run_pipeline
+    from dualgait.configtools import merge
+    from dualgait.launcher import BackgroundRun, looped_replay_overrides
     from dualgait.messages import EndOfStream, ProcessEvent, WindowScore
     from dualgait.transport import Receiver, sub_socket
     from inference.bench_stats import describe, lag_over_time
 
     with tempfile.TemporaryDirectory(prefix="dualgait-soak-") as tmp:
-        endpoints = ipc_endpoints(Path(tmp))
+        overrides = looped_replay_overrides(Path(tmp), duration_s)
+        endpoints = overrides["endpoints"]
         events_ep = f"ipc://{Path(tmp) / 'events'}.sock"
-        rcfg = with_overrides(cfg, {
-            "endpoints": endpoints, "supervisor": {"event_endpoint": events_ep},
-            "capture": {"loop": True, "max_duration_s": duration_s, "lossless": False, "speed": 1.0},
-            "inference": {"exit_on_end_of_stream": True},
-            "aggregator": {"exit_on_end_of_stream": True, "console": False, "output_dir": None,
-                           "publish_endpoint": None, "store": {"db_path": str(Path(tmp) / "sessions.db")},
-                           "http": {"port": 0}, "metrics": {"port": 0}},
-        })
+        rcfg = with_overrides(cfg, merge(overrides, {"supervisor": {"event_endpoint": events_ep}}))
+        run = BackgroundRun(rcfg, timeout_s=duration_s + 600, name="soak-pipeline")
         ctx = zmq.Context()
-        outcome: dict[str, Any] = {}
-
-        def launch() -> None:
-            try:
-                outcome["exit"] = run_pipeline(rcfg, timeout_s=duration_s + 600, log_level="WARNING")
-            except Exception as exc:
-                outcome["error"] = str(exc)
 
         scores: list[WindowScore] = []
         events: list[ProcessEvent] = []
@@ -126,11 +118,10 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
         try:
             receiver = Receiver(sub_socket(ctx, [endpoints["scores"]], hwm=100_000))
             event_rx = Receiver(sub_socket(ctx, [events_ep], hwm=10_000))
-            thread = threading.Thread(target=launch, name="soak-pipeline", daemon=True)
             t_start = None
-            thread.start()
+            run.start()
             next_sample = time.monotonic()
-            while thread.is_alive() and eos is None:
+            while run.is_alive() and eos is None:
                 for message, _ in receiver.poll(100):
                     if isinstance(message, WindowScore):
                         scores.append(message)
@@ -150,16 +141,16 @@ def _soak(cfg: DualgaitConfig, duration_s: float, warmup_s: float, sample_s: flo
                         value = rss_mb(pid)
                         if value is not None and t_start is not None:
                             rss.setdefault(name, []).append((round(t, 1), round(value, 1)))
-            thread.join(timeout=60)
+            run.join(60)
         finally:
             ctx.destroy(linger=0)
-    if "error" in outcome and not scores:
-        raise ConfigError(f"soak run failed: {outcome['error']}")
+    if run.error is not None and not scores:
+        raise ConfigError(f"soak run failed: {run.error}")
     t_first = min((s.t_end_mono_ns for s in scores), default=0)
     stats = eos.stats if eos else {}
     return {
         "duration_s": duration_s, "warmup_s": warmup_s, "sample_s": sample_s,
-        "pipeline_exit": outcome.get("exit"), "pipeline_error": outcome.get("error"),
+        "pipeline_exit": run.exit_code, "pipeline_error": run.error,
         "windows": len(scores), "windows_expected": int(duration_s // cfg.inference.window.stride_s) - 1,
         "windows_valid": sum(s.valid for s in scores),
         "invalid_by_reason": {code: sum(s.reason_code == code for s in scores)

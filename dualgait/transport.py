@@ -35,12 +35,8 @@ def pub_socket(ctx: zmq.Context, endpoint: str, *, hwm: int, curve: Curve | None
     return sock
 
 
-def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
-    """``curve``: a CURVE client towards each endpoint that needs it (dualgait.security)."""
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, hwm)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
+def _connect(sock: zmq.Socket, endpoints: list[str], curve: Curve | None) -> zmq.Socket:
+    """Connect ``sock`` to each endpoint (a CURVE client where the endpoint needs it); closed on failure."""
     for endpoint in endpoints:
         try:
             if curve is not None:
@@ -52,19 +48,21 @@ def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int, curve: Curve
     return sock
 
 
+def sub_socket(ctx: zmq.Context, endpoints: list[str], *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
+    """``curve``: a CURVE client towards each endpoint that needs it (dualgait.security)."""
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    return _connect(sock, endpoints, curve)
+
+
 def pull_socket(ctx: zmq.Context, endpoint: str, *, hwm: int, curve: Curve | None = None) -> zmq.Socket:
     """The receiving end of a lossless (PUSH/PULL) stream: the sender waits when ``hwm`` messages are queued."""
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
-    try:
-        if curve is not None:
-            curve.client(sock, endpoint)
-        sock.connect(endpoint)
-    except zmq.ZMQError as exc:
-        sock.close()
-        raise OSError(f"cannot connect to {endpoint}: {exc}") from None
-    return sock
+    return _connect(sock, [endpoint], curve)
 
 
 class Receiver:

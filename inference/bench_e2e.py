@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,14 @@ def _int8_ready(cfg: DualgaitConfig, front: str, side: str) -> None:
     if not (mcfg.engine == "openvino" and mcfg.precision == "int8"):
         return
     from inference.calibration import recording_windows
+    from inference.engines.base import EngineError
     from inference.engines.factory import build_engine, load_model
 
     loaded = load_model(mcfg, input_px=cfg.inference.crop.input_px, frames=cfg.inference.window.frames)
     try:
         build_engine(loaded, mcfg)
         return  # cached
-    except Exception:
+    except EngineError:  # no int8 artifact for these weights yet: calibrate below
         pass
     log.info("building the int8 model once (calibration on %d windows of the pair)", 8)
     windows = recording_windows(cfg, front, side, max_windows=8, views=loaded.model.views)
@@ -73,50 +73,34 @@ def _int8_ready(cfg: DualgaitConfig, front: str, side: str) -> None:
 def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> dict[str, Any]:
     import zmq
 
-    from dualgait.launcher import ipc_endpoints, run_pipeline
+    from dualgait.configtools import merge
+    from dualgait.launcher import BackgroundRun, looped_replay_overrides
     from dualgait.messages import EndOfStream, WindowScore
     from dualgait.transport import Receiver, sub_socket
 
     with tempfile.TemporaryDirectory(prefix="dualgait-bench-") as tmp:
-        endpoints = ipc_endpoints(Path(tmp))
-        rcfg = with_overrides(cfg, {
-            "endpoints": endpoints,
-            "capture": {"front": front, "side": side, "loop": True, "max_duration_s": duration_s,
-                        "lossless": False, "speed": 1.0},
-            "inference": {"exit_on_end_of_stream": True},
-            # the whole aggregator runs (store, live view, metrics), on private paths and free ports
-            "aggregator": {"exit_on_end_of_stream": True, "console": False, "output_dir": None,
-                           "publish_endpoint": None, "store": {"db_path": str(Path(tmp) / "sessions.db")},
-                           "http": {"port": 0}, "metrics": {"port": 0}},
-        })
+        overrides = looped_replay_overrides(Path(tmp), duration_s)
+        rcfg = with_overrides(cfg, merge(overrides, {"capture": {"front": front, "side": side}}))
+        run = BackgroundRun(rcfg, timeout_s=duration_s + 600, name="bench-pipeline")
         ctx = zmq.Context()
-        outcome: dict[str, Any] = {}
-
-        def launch() -> None:
-            try:
-                outcome["exit"] = run_pipeline(rcfg, timeout_s=duration_s + 600, log_level="WARNING")
-            except Exception as exc:
-                outcome["error"] = str(exc)
-
         scores: list[WindowScore] = []
         eos: EndOfStream | None = None
         try:
-            receiver = Receiver(sub_socket(ctx, [endpoints["scores"]], hwm=100_000))
-            thread = threading.Thread(target=launch, name="bench-pipeline", daemon=True)
+            receiver = Receiver(sub_socket(ctx, [overrides["endpoints"]["scores"]], hwm=100_000))
             t0 = time.monotonic()
-            thread.start()
-            while thread.is_alive() and eos is None:
+            run.start()
+            while run.is_alive() and eos is None:
                 for message, _received_ns in receiver.poll(200):
                     if isinstance(message, WindowScore):
                         scores.append(message)
                     elif isinstance(message, EndOfStream) and message.source == "inference":
                         eos = message
-            thread.join(timeout=60)
+            run.join(60)
             wall_s = time.monotonic() - t0
         finally:
             ctx.destroy(linger=0)
-    if "error" in outcome and not scores:
-        raise ConfigError(f"realtime run failed: {outcome['error']}")
+    if run.error is not None and not scores:
+        raise ConfigError(f"realtime run failed: {run.error}")
     t_first = min((s.t_end_mono_ns for s in scores), default=0)
     stride_s = cfg.inference.window.stride_s
     stats = eos.stats if eos else {}
@@ -125,8 +109,8 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
         if s.reason_code:
             reasons[s.reason_code] = reasons.get(s.reason_code, 0) + 1
     return {
-        "duration_s": duration_s, "wall_s": round(wall_s, 1), "pipeline_exit": outcome.get("exit"),
-        "pipeline_error": outcome.get("error"),
+        "duration_s": duration_s, "wall_s": round(wall_s, 1), "pipeline_exit": run.exit_code,
+        "pipeline_error": run.error,
         "windows": len(scores), "windows_expected": int(duration_s // stride_s) - 1,
         "windows_valid": sum(s.valid for s in scores), "invalid_by_reason": reasons,
         "invalid_examples": [f"window {s.window}: {s.reason}" for s in scores if not s.valid][:5],

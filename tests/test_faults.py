@@ -22,6 +22,7 @@ import yaml
 import zmq
 
 from dualgait.messages import EndOfStream, ProcessEvent, WindowScore
+from dualgait.soak import pipeline_children
 from dualgait.transport import Receiver, sub_socket
 
 pytestmark = pytest.mark.e2e
@@ -111,24 +112,7 @@ class Pipeline:
 
     def children(self) -> dict[str, int]:
         """The supervisor's children by role, from /proc."""
-        out = {}
-        try:
-            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        except FileNotFoundError:
-            return out
-        for pid in map(int, kids):
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except FileNotFoundError:
-                continue
-            args = [a.decode() for a in argv]
-            if "capture" in args:
-                out[f"capture-{args[args.index('--view') + 1]}"] = pid
-            elif "infer" in args:
-                out["inference"] = pid
-            elif "aggregate" in args:
-                out["aggregator"] = pid
-        return out
+        return pipeline_children(self.proc.pid)
 
     def started(self, name: str, restarts: int) -> ProcessEvent | None:
         return next((e for e in self.events if e.process == name and e.event == "started"
