@@ -88,7 +88,6 @@ class PatientLock:
     def reset(self) -> None:
         """Forget the lock and every track's history (between walks: the tracker's ids start again)."""
         self.locked_id: int | None = None
-        self.locked_at_ns: int | None = None
         self.last_seen_ns: int | None = None
         self._history: dict[int, collections.deque[_Seen]] = {}
 
@@ -151,7 +150,7 @@ class PatientLock:
         if not candidates:
             return out
         patient = max(candidates, key=lambda d: d.box_xyxy[3] - d.box_xyxy[1])
-        self.locked_id, self.locked_at_ns, self.last_seen_ns = patient.track_id, t_ns, t_ns
+        self.locked_id, self.last_seen_ns = patient.track_id, t_ns
         self.stats["locks"] += 1
         self.stats["ignored_people"] += len(people) - 1
         out.patient, out.acquired = patient, True
@@ -168,7 +167,6 @@ class WalkMonitor:
         self.active = False
         self.started_ns: dict[str, int | None] = dict.fromkeys(views)
         self.last_seen_ns: int | None = None
-        self.walks_ended = 0
 
     def update(self, t_ns: int, updates: dict[str, LockUpdate]) -> str | None:
         """Returns "started" or "ended" when the walk changes on this sample, else None."""
@@ -186,7 +184,6 @@ class WalkMonitor:
             return event
         if self.active and self.last_seen_ns is not None and t_ns - self.last_seen_ns >= self.cfg.walk_gap_s * 1e9:
             self.active = False
-            self.walks_ended += 1
             return "ended"
         return None
 
