@@ -24,7 +24,8 @@ Frame layout (``type = "frame"``, capture -> inference)::
 
 End of stream (``type = "eos"``, inference -> aggregator)::
 
-    part 0: header JSON {v, type: "eos", source: str, reason: str, stats: {str: number}}
+    part 0: header JSON {v, type: "eos", source: str, reason: str, stats: {str: number}, walkway: str}
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 
 Camera state event (``type = "camera_state"``, capture -> inference -> aggregator, on every change)::
 
@@ -36,11 +37,14 @@ Camera state event (``type = "camera_state"``, capture -> inference -> aggregato
         mono_ns, wall_ns int   host clocks when the state was entered
         counters         {str: int >= 0}  at least frames_sent, frames_dropped_injected,
                          send_drops, reconnects (all of them: capture.state.Counters)
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 
 Heartbeat (``type = "heartbeat"``, capture -> inference, every ``capture.heartbeat_s``, also while the
 camera is stalled or reconnecting, so "camera silent" is told apart from "capture process gone")::
 
-    part 0: header JSON {v, type: "heartbeat", view, state, mono_ns, wall_ns, last_seq: int | null, counters}
+    part 0: header JSON {v, type: "heartbeat", view, state, mono_ns, wall_ns, last_seq: int | null, counters,
+                         walkway}
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 
 Window score (``type = "window"``, inference -> aggregator)::
 
@@ -68,6 +72,7 @@ Window score (``type = "window"``, inference -> aggregator)::
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
         synthetic        bool   true when the model was trained on simulated walkers only
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 
 Camera preview (``type = "preview"``, inference -> aggregator, at most ``rate_hz`` per view; for the live view
 only, never stored: inference/preview.py)::
@@ -81,6 +86,7 @@ only, never stored: inference/preview.py)::
                          0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height; null: no patient locked
         track_id         int >= 0 | null   the tracker's id of that box
         preview_width, preview_height   int 1..MAX_PREVIEW_SIDE_PX (1024)   size of the JPEG below
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
     part 1: a JPEG file (BGR), at most MAX_PREVIEW_BYTES (256 KiB); it must decode to the preview size
 
 Walk-session update (``type = "session"``, aggregator -> any consumer, published on
@@ -103,6 +109,7 @@ Walk-session update (``type = "session"``, aggregator -> any consumer, published
         min_valid_windows, decision_threshold   the settings the decision used
         window           {window, t_s, valid, reason_code, p_asd} | null   the window just added ("window" events)
         model, untrained, synthetic   as in the window score (say which model made the scores)
+        walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair): sessions are per walkway
 
 Process event (``type = "process_event"``, supervisor -> any consumer, published on
 ``supervisor.event_endpoint`` by ``dualgait run`` whenever a supervised process starts, crashes, ends,
@@ -123,13 +130,16 @@ is given up on or is stopped; docs/reliability.md. A new type in protocol 4: no 
 from __future__ import annotations
 
 from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
     MAX_HEADER_BYTES,
     MAX_SIDE_PX,
     PROTOCOL_VERSION,
     REASON_CODES,
     VIEWS,
+    WALKWAY_ID_PATTERN,
     Encoding,
     MessageError,
+    check_walkway_id,
     parse_header,
 )
 from dualgait.messages.camera import (
@@ -176,12 +186,14 @@ def decode(parts: list[bytes]) -> Message:
 
 
 __all__ = [
-    "CAMERA_STATES", "DECISIONS", "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
+    "CAMERA_STATES", "DECISIONS", "DEFAULT_WALKWAY",
+    "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
     "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS",
-    "SESSION_EVENTS", "VIEWS",
+    "SESSION_EVENTS", "VIEWS", "WALKWAY_ID_PATTERN",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
     "ProcessEvent", "SessionUpdate", "WindowScore",
-    "decode", "decode_camera_state", "decode_eos", "decode_frame", "decode_heartbeat", "decode_preview",
+    "check_walkway_id", "decode", "decode_camera_state",
+    "decode_eos", "decode_frame", "decode_heartbeat", "decode_preview",
     "decode_process_event", "decode_session", "decode_window", "encode_camera_state", "encode_eos", "encode_frame",
     "encode_heartbeat", "encode_preview", "encode_process_event", "encode_session", "encode_window", "parse_header",
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 4  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk
+PROTOCOL_VERSION = 5  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
+#                       5: walkway on window, eos, camera_state, heartbeat and preview
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -22,6 +24,12 @@ Encoding = Literal["raw", "jpeg"]
 #   patient_missing  the locked patient is not found in both views in enough samples
 #   views_disagree   the two views do not see the same walk (timing or motion, inference.patient)
 REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree")
+
+# One inference process may serve several walkways (front/side camera pairs); messages that concern one say which.
+# The walkway of a single-walkway setup is DEFAULT_WALKWAY.
+DEFAULT_WALKWAY = "main"
+WALKWAY_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"
+_WALKWAY_RE = re.compile(WALKWAY_ID_PATTERN)
 
 
 class MessageError(ValueError):
@@ -193,3 +201,19 @@ def jpeg_size(data: bytes | memoryview) -> tuple[int, int, int]:
             return width, height, view[i + 9]
         i += 2 + length
     raise MessageError("jpeg payload does not decode: no frame header (SOF) before its image data")
+
+
+def check_walkway_id(value: str) -> str:
+    """``value`` if it is a walkway id (1-32 of letters, digits, ``_ . -``, starting with a letter or digit)."""
+    if not _WALKWAY_RE.fullmatch(value):
+        raise ValueError(f"walkway id {value[:40]!r} must be 1-32 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit")
+    return value
+
+
+def _get_walkway(header: dict[str, Any]) -> str:
+    value = _get(header, "walkway", str)
+    try:
+        return check_walkway_id(value)
+    except ValueError as exc:
+        raise MessageError(str(exc)) from None

@@ -6,12 +6,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
     PROTOCOL_VERSION,
     VIEWS,
     MessageError,
     _dump,
     _get,
     _get_int,
+    _get_walkway,
 )
 
 # --------------------------------------------------------------------------- camera state, heartbeat
@@ -31,6 +33,7 @@ class CameraState:
     mono_ns: int = 0
     wall_ns: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    walkway: str = DEFAULT_WALKWAY  # set by inference when it forwards the event
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class Heartbeat:
     wall_ns: int = 0
     last_seq: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    walkway: str = DEFAULT_WALKWAY  # set by inference when it forwards the heartbeat
 
 
 def encode_camera_state(event: CameraState) -> list[bytes]:
@@ -76,11 +80,13 @@ def decode_camera_state(header: dict[str, Any], parts: list[bytes]) -> CameraSta
     view, state, counters = _get_view_state_counters(header, parts)
     return CameraState(view=view, state=state, reason=_get(header, "reason", str),
                        attempt=_get_int(header, "attempt", 0), mono_ns=_get_int(header, "mono_ns", 0),
-                       wall_ns=_get_int(header, "wall_ns", 0), counters=counters)
+                       wall_ns=_get_int(header, "wall_ns", 0), counters=counters,
+                       walkway=_get_walkway(header))
 
 
 def decode_heartbeat(header: dict[str, Any], parts: list[bytes]) -> Heartbeat:
     view, state, counters = _get_view_state_counters(header, parts)
     return Heartbeat(view=view, state=state, mono_ns=_get_int(header, "mono_ns", 0),
                      wall_ns=_get_int(header, "wall_ns", 0),
-                     last_seq=_get_int(header, "last_seq", 0, nullable=True), counters=counters)
+                     last_seq=_get_int(header, "last_seq", 0, nullable=True), counters=counters,
+                     walkway=_get_walkway(header))

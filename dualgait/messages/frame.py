@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
     MAX_SIDE_PX,
     PROTOCOL_VERSION,
     VIEWS,
@@ -16,6 +17,7 @@ from dualgait.messages.base import (
     _dump,
     _get,
     _get_int,
+    _get_walkway,
     jpeg_size,
 )
 
@@ -130,11 +132,12 @@ class EndOfStream:
     source: str
     reason: str = "end of recording"
     stats: dict[str, float] = field(default_factory=dict)
+    walkway: str = DEFAULT_WALKWAY
 
 
 def encode_eos(eos: EndOfStream) -> list[bytes]:
     return [_dump({"v": PROTOCOL_VERSION, "type": "eos", "source": eos.source, "reason": eos.reason,
-                   "stats": eos.stats})]
+                   "stats": eos.stats, "walkway": eos.walkway})]
 
 
 def decode_eos(header: dict[str, Any], parts: list[bytes]) -> EndOfStream:
@@ -144,4 +147,5 @@ def decode_eos(header: dict[str, Any], parts: list[bytes]) -> EndOfStream:
     for key, value in stats.items():
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise MessageError(f"eos stat '{key}' is not a number")
-    return EndOfStream(source=_get(header, "source", str), reason=_get(header, "reason", str), stats=stats)
+    return EndOfStream(source=_get(header, "source", str), reason=_get(header, "reason", str), stats=stats,
+                       walkway=_get_walkway(header))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
     MAX_SIDE_PX,
     PROTOCOL_VERSION,
     VIEWS,
@@ -16,6 +17,7 @@ from dualgait.messages.base import (
     _dump,
     _get,
     _get_int,
+    _get_walkway,
     jpeg_size,
 )
 
@@ -37,6 +39,7 @@ class Preview:
     jpeg: bytes
     preview_width: int
     preview_height: int
+    walkway: str = DEFAULT_WALKWAY
 
 
 def encode_preview(preview: Preview) -> list[bytes]:
@@ -44,7 +47,7 @@ def encode_preview(preview: Preview) -> list[bytes]:
               "capture_mono_ns": preview.capture_mono_ns, "width": preview.width, "height": preview.height,
               "box_xyxy": None if preview.box_xyxy is None else [float(v) for v in preview.box_xyxy],
               "track_id": preview.track_id, "preview_width": preview.preview_width,
-              "preview_height": preview.preview_height}
+              "preview_height": preview.preview_height, "walkway": preview.walkway}
     return [_dump(header), bytes(preview.jpeg)]
 
 
@@ -87,4 +90,4 @@ def decode_preview(header: dict[str, Any], parts: list[bytes]) -> Preview:
     return Preview(view=view, seq=_get_int(header, "seq", 0), capture_mono_ns=_get_int(header, "capture_mono_ns", 0),
                    width=width, height=height, box_xyxy=_get_box(header, width, height),
                    track_id=_get_int(header, "track_id", 0, nullable=True), jpeg=jpeg, preview_width=pw,
-                   preview_height=ph)
+                   preview_height=ph, walkway=_get_walkway(header))

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
     PROTOCOL_VERSION,
     REASON_CODES,
     VIEWS,
@@ -15,6 +16,7 @@ from dualgait.messages.base import (
     _get_int,
     _get_prob,
     _get_view_weights,
+    _get_walkway,
 )
 
 # --------------------------------------------------------------------------- window score
@@ -45,6 +47,7 @@ class WindowScore:
     model: str
     untrained: bool
     synthetic: bool = False
+    walkway: str = DEFAULT_WALKWAY  # the camera pair (inference may serve several)
 
 
 def encode_window(score: WindowScore) -> list[bytes]:
@@ -98,4 +101,5 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         model=_get(header, "model", str),
         untrained=_get(header, "untrained", bool),
         synthetic=_get(header, "synthetic", bool),
+        walkway=_get_walkway(header),
     )

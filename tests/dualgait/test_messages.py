@@ -128,7 +128,7 @@ def test_decode_empty_list_raises():
         decode([])
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 5, None, "4"])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 6, None, "5"])
 def test_wrong_protocol_version_rejected(version):
     """Only PROTOCOL_VERSION is accepted."""
     with pytest.raises(MessageError, match="protocol version"):
@@ -167,9 +167,9 @@ def test_header_too_large_rejected():
 
 def test_header_just_under_limit_accepted():
     """A header right at the size limit is still accepted (the limit is not off by much)."""
-    base = _header(v=PROTOCOL_VERSION, type="eos", source="front", reason="", stats={})
+    base = _header(v=PROTOCOL_VERSION, type="eos", source="front", reason="", stats={}, walkway="main")
     header = _header(v=PROTOCOL_VERSION, type="eos", source="front", reason="x" * (MAX_HEADER_BYTES - len(base)),
-                     stats={})
+                     stats={}, walkway="main")
     assert len(header) == MAX_HEADER_BYTES
     assert decode([header]).reason == "x" * (MAX_HEADER_BYTES - len(base))
 
@@ -243,3 +243,19 @@ def test_window_view_weights_are_checked(weights: Any) -> None:
 def test_window_without_view_weights_round_trips() -> None:
     score = _window(view_weights=None)
     assert decode(encode_window(score)) == score
+
+
+@pytest.mark.parametrize("walkway", ["", "-a", "a b", "x" * 33, "bay/2", "ä", 3, None])
+def test_bad_walkway_rejected(walkway):
+    """Every message about one camera pair names it with a walkway id (letters, digits, _ . -; 1-32 long)."""
+    header = json.loads(_header(v=PROTOCOL_VERSION, type="eos", source="inference", reason="", stats={},
+                                walkway=walkway))
+    with pytest.raises(MessageError, match="walkway"):
+        decode([json.dumps(header).encode()])
+
+
+def test_walkway_round_trips_and_defaults_to_main():
+    from dualgait.messages import DEFAULT_WALKWAY, EndOfStream, decode, encode_eos
+
+    assert decode(encode_eos(EndOfStream(source="inference"))).walkway == DEFAULT_WALKWAY == "main"
+    assert decode(encode_eos(EndOfStream(source="inference", walkway="bay-2.b_3"))).walkway == "bay-2.b_3"
