@@ -14,6 +14,12 @@ Per-stage timings of each window (``WindowScore.timings_ms``, milliseconds):
 - ``model``: clip assembly + the model; ``publish``: model end -> the score is stamped for sending.
 
 ``latency_ms`` is end to end: capture of the window's last frame -> score published (host monotonic).
+
+Two ways to drive it. :meth:`InferencePipeline.push` runs the detector and the model itself, one frame at a
+time. :meth:`InferencePipeline.feed` is the same work as a generator that hands the two expensive calls out:
+it yields a :class:`DetectRequest` (send the people back) and a :class:`PendingWindow` for each window (score
+it later with :func:`score_windows`), so one caller can batch the detector and the model across several
+pipelines (walkways): :class:`inference.walkways.WalkwayBatcher`.
 """
 
 from __future__ import annotations
@@ -22,13 +28,13 @@ import collections
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from dualgait.messages import REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
+from dualgait.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector
@@ -39,7 +45,7 @@ from inference.validity import check_window
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InferencePipeline", "Model", "ProcessedSample"]
+__all__ = ["DetectRequest", "InferencePipeline", "Model", "PendingWindow", "ProcessedSample", "score_windows"]
 
 
 class Model(Protocol):
@@ -76,16 +82,86 @@ class ProcessedSample:
     crop_ms: float = 0.0
 
 
+@dataclass(slots=True)
+class DetectRequest:
+    """A sample's frames waiting for the detector; whoever runs it sets ``detect_ms`` and sends the people back."""
+
+    images: dict[str, np.ndarray]  # view -> (H, W, 3) uint8 BGR
+    detect_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PendingWindow:
+    """A window checked and assembled, waiting for the model (``clips`` None: invalid, nothing to run)."""
+
+    owner: InferencePipeline
+    window: int
+    first: ProcessedSample | None
+    present: list[ProcessedSample]
+    end_ns: int
+    code: str | None
+    reason: str | None
+    clips: dict[str, np.ndarray] | None  # view -> (T, H, W, 3) uint8
+    start_ns: int  # model queue entry (host monotonic)
+    pair_ms: float
+    walk: int | None
+
+
+Steps = Generator[DetectRequest | PendingWindow, dict[str, list[Detection]] | None, None]
+
+
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def predict_many(engine: Model, clips: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, float]]:
+    """One engine call for several windows when the engine batches (``predict_batch``), else one call each."""
+    batch = getattr(engine, "predict_batch", None)
+    if batch is not None:
+        return list(batch(clips))
+    return [engine.predict(c) for c in clips]
+
+
+def score_windows(engine: Model, pending: Sequence[PendingWindow]) -> list[WindowScore]:
+    """Run the model once over every valid window in ``pending`` (any pipelines sharing ``engine``) and return
+    their scores in order; each window's ``model`` time is the whole call's, which it waited for."""
+    runs = [p for p in pending if p.clips is not None]
+    outs: list[dict[str, float]] = []
+    model_ms = 0.0
+    if runs:
+        t0 = time.perf_counter()
+        outs = predict_many(engine, [p.clips for p in runs if p.clips is not None])
+        model_ms = _ms(t0)
+    results = iter(outs)
+    return [p.owner.finish_window(p, next(results) if p.clips is not None else {},
+                                  model_ms if p.clips is not None else 0.0) for p in pending]
+
+
+def drive(steps: Steps, detector: Detector) -> list[PendingWindow]:
+    """Run ``steps`` to the end with ``detector``; returns the windows it made ready."""
+    pending: list[PendingWindow] = []
+    reply: dict[str, list[Detection]] | None = None
+    while True:
+        try:
+            item = steps.send(reply)
+        except StopIteration:
+            return pending
+        reply = None
+        if isinstance(item, DetectRequest):
+            t0 = time.perf_counter()
+            reply = detector.track(item.images)
+            item.detect_ms = _ms(t0)
+        else:
+            pending.append(item)
+
+
 class InferencePipeline:
-    """One stream (session) at a time; ``reset()`` starts the next one."""
+    """One stream (session) at a time of one walkway; ``reset()`` starts the next one."""
 
     def __init__(self, cfg: InferenceConfig, *, detector: Detector, engine: Model,
-                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, walkway: str = DEFAULT_WALKWAY) -> None:
         self.cfg = cfg
+        self.walkway = walkway
         self.detector = detector
         self.engine = engine
         self.clock_ns = clock_ns
@@ -127,6 +203,11 @@ class InferencePipeline:
 
     def push(self, frame: Frame, *, received_ns: int | None = None) -> list[WindowScore]:
         """Feed one received frame; returns the windows it completed (usually none)."""
+        return score_windows(self.engine, drive(self.feed(frame, received_ns=received_ns), self.detector))
+
+    def feed(self, frame: Frame, *, received_ns: int | None = None) -> Steps:
+        """:meth:`push` as steps: yields a :class:`DetectRequest` per sample to detect (send the people back) and
+        a :class:`PendingWindow` per completed window (score it with :func:`score_windows`)."""
         self._started = True
         received_ns = self.clock_ns() if received_ns is None else received_ns
         view = frame.view
@@ -144,14 +225,18 @@ class InferencePipeline:
             events.extend(self.sampler.push(pair))
         events.extend(self.sampler.advance(self.pairer.settled_ns()))
         self._pair_ms += _ms(t0)
-        scores: list[WindowScore] = []
         for event in events:
             if isinstance(event, Sample):
-                self._process_sample(event)
+                out, images = self._sample_before_detection(event)
+                if images is not None:
+                    request = DetectRequest(images)
+                    people = yield request
+                    assert people is not None, "a DetectRequest needs the people sent back"
+                    out.detect_ms = request.detect_ms
+                    self._sample_after_detection(out, images, people)
             else:
-                scores.append(self._score_window(event))
+                yield self._prepare_window(event)
                 self._forget_old_samples()
-        return scores
 
     def _note_frame(self, frame: Frame, received_ns: int) -> None:
         """Remember the frame's receipt and whether it is stale (too old, or a repeat of the last frame)."""
@@ -179,14 +264,15 @@ class InferencePipeline:
             return "skew"
         return "too_few_frames:" + ",".join(v for v in VIEWS if not near[v])
 
-    def _process_sample(self, sample: Sample) -> ProcessedSample:
+    def _sample_before_detection(self, sample: Sample) -> tuple[ProcessedSample, dict[str, np.ndarray] | None]:
+        """Book the sample; returns it and, when the detector must run on it, its frames (view -> image)."""
         self.stats["samples"] += 1
         if sample.pair is None:
             self.stats["samples_missing"] += 1
             out = ProcessedSample(sample.index, missing=self._missing_cause(sample.target_ns),
                                   t_mono_ns=sample.target_ns)
             self.samples[sample.index] = out
-            return out
+            return out, None
         pair = sample.pair
         frames = {"front": pair.front, "side": pair.side}
         meta = {v: self._frame_meta.get((v, f.seq), (0, None)) for v, f in frames.items()}
@@ -199,34 +285,35 @@ class InferencePipeline:
         if not self.sampler.needed(sample.index):
             out.skipped = True
             self.stats["samples_skipped"] += 1
-            return out
+            return out, None
         out.images = {v: f.image for v, f in frames.items()}
         every = self.cfg.detector.interval_samples + 1
         if (sample.index - (self.cfg.window.frames - 1)) % every:
-            return out  # between detector runs: its boxes are interpolated once the next detection is in
+            return out, None  # between detector runs: its boxes are interpolated once the next detection is in
         out.detected = True
         self.stats["samples_detected"] += 1
-        t0 = time.perf_counter()
-        people = self.detector.track({v: f.image for v, f in frames.items()})
-        out.detect_ms = _ms(t0)
+        return out, {v: f.image for v, f in frames.items()}
+
+    def _sample_after_detection(self, out: ProcessedSample, images: dict[str, np.ndarray],
+                                people: dict[str, list[Detection]]) -> None:
+        every = self.cfg.detector.interval_samples + 1
         out.people = people
-        updates = {v: self.locks[v].update(pair.t_mono_ns, people[v], frames[v].image) for v in VIEWS}
+        updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
         for view, update in updates.items():
             self.latest_patient[view] = update.patient
             if update.patient is not None:
                 self._set_patient(out, view, update.patient)
             if update.acquired:
-                self._claim_earlier_sightings(view, update.patient.track_id, before=sample.index)
+                self._claim_earlier_sightings(view, update.patient.track_id, before=out.index)
             if every > 1:
                 self._interpolate_between_detections(view)
-        if self.walks.update(pair.t_mono_ns, updates) == "ended":
+        if self.walks.update(out.t_mono_ns, updates) == "ended":
             log.info("walk %d ended: no patient in either view for %.1f s; trackers reset",
                      self.walks.walk, self.cfg.patient.walk_gap_s)
             self.detector.reset()
             for lock in self.locks.values():
                 lock.reset()
         self.stats["walks"] = self.walks.walk + 1
-        return out
 
     def _interpolate_between_detections(self, view: str) -> None:
         """Samples the detector skipped get the patient's box interpolated (in time) between the detected
@@ -282,20 +369,25 @@ class InferencePipeline:
         return check_window(samples, self.cfg.window, locks=self.locks, walks=self.walks,
                             pair_tolerance_ns=self.pairer.tolerance_ns())
 
-    def _score_window(self, ready: WindowReady) -> WindowScore:
-        start_ns = self.clock_ns()
+    def _prepare_window(self, ready: WindowReady) -> PendingWindow:
+        """Check the window and assemble its clips; the model runs later (:func:`score_windows`)."""
         win = self.cfg.window
         samples = [self.samples.get(k) for k in range(ready.first_sample, ready.first_sample + win.frames)]
         present = [s for s in samples if s is not None and s.missing is None]
         verdict = self._check_window(samples)
-        out: dict[str, float] = {}
-        model_ms = 0.0
+        clips = None
         if verdict is None:
-            t0 = time.perf_counter()
-            clip = {v: np.stack([s.crops[v] for s in present]) for v in self.engine.views}  # (T, H, W, 3) uint8
-            out = self.engine.predict(clip)
-            model_ms = _ms(t0)
+            clips = {v: np.stack([s.crops[v] for s in present]) for v in self.engine.views}  # (T, H, W, 3) uint8
         code, reason = verdict if verdict is not None else (None, None)
+        end_ns = max((s.last_capture_ns for s in present), default=samples[-1].t_mono_ns if samples[-1] else 0)
+        pair_ms, self._pair_ms = self._pair_ms, 0.0
+        return PendingWindow(owner=self, window=ready.window, first=samples[0], present=present, end_ns=end_ns,
+                             code=code, reason=reason, clips=clips, start_ns=self.clock_ns(), pair_ms=pair_ms,
+                             walk=self.walks.walk if self.walks.active else None)
+
+    def finish_window(self, pending: PendingWindow, out: Mapping[str, float], model_ms: float) -> WindowScore:
+        """The score message of ``pending`` from the model's output ``out`` (empty for an invalid window)."""
+        code, present = pending.code, pending.present
         weights = ({"front": out["w_front"], "side": out["w_side"]} if "w_front" in out and "w_side" in out
                    else None)
         self.stats["windows"] += 1
@@ -306,30 +398,29 @@ class InferencePipeline:
         last = present[-1] if present else None
         wait_ms = 0.0
         if last is not None and last.last_received_ns:
-            wait_ms = max(0.0, (start_ns - last.last_received_ns) / 1e6 - last.detect_ms - last.crop_ms)
+            wait_ms = max(0.0, (pending.start_ns - last.last_received_ns) / 1e6 - last.detect_ms - last.crop_ms)
         timings = {
             "receive": round(max(0.0, (last.last_received_ns - last.last_capture_ns) / 1e6), 3) if last else 0.0,
-            "pair": round(self._pair_ms, 3),
+            "pair": round(pending.pair_ms, 3),
             "detect": round(sum(s.detect_ms for s in present), 3),
             "crop": round(sum(s.crop_ms for s in present), 3),
-            "wait": round(wait_ms, 3),
+            # model queue: the window waited here for other walkways' work before its batched model call
+            "wait": round(wait_ms + max(0.0, (self.clock_ns() - pending.start_ns) / 1e6 - model_ms), 3),
             "model": round(model_ms, 3),
         }
-        self._pair_ms = 0.0
         self._model_end_ns = self.clock_ns()
-        first = samples[0]
-        end_ns = max((s.last_capture_ns for s in present), default=samples[-1].t_mono_ns if samples[-1] else 0)
+        first = pending.first
         return WindowScore(
             session=self.session,
-            window=ready.window,
+            window=pending.window,
             frames={v: [s.seqs[v] for s in present] for v in VIEWS},
             t_start_mono_ns=first.t_mono_ns if first else 0,
-            t_end_mono_ns=end_ns,
+            t_end_mono_ns=pending.end_ns,
             t_start_wall_ns=first.t_wall_ns if first else 0,
             valid=code is None,
-            reason=reason,
+            reason=pending.reason,
             reason_code=code,
-            walk=self.walks.walk if self.walks.active else None,
+            walk=pending.walk,
             p_asd=out.get("p_asd"),
             p_front=out.get("p_front"),
             p_side=out.get("p_side"),
@@ -341,6 +432,7 @@ class InferencePipeline:
             model=self.engine.description,
             untrained=self.engine.untrained,
             synthetic=self.engine.synthetic,
+            walkway=self.walkway,
         )
 
     def stamp_latency(self, score: WindowScore) -> WindowScore:
@@ -365,4 +457,4 @@ class InferencePipeline:
         stats["pairs"] = self.pairer.stats.pairs
         for view, lock in self.locks.items():
             stats.update({f"patient_{key}_{view}": n for key, n in lock.stats.items()})
-        return EndOfStream(source="inference", reason=reason, stats=stats)
+        return EndOfStream(source="inference", reason=reason, stats=stats, walkway=self.walkway)
