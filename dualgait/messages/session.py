@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dualgait.messages.base import PROTOCOL_VERSION, REASON_CODES, MessageError, _dump, _get, _get_int, _get_prob
+from dualgait.messages.base import (
+    DEFAULT_WALKWAY,
+    PROTOCOL_VERSION,
+    REASON_CODES,
+    MessageError,
+    _dump,
+    _get,
+    _get_int,
+    _get_prob,
+    _get_walkway,
+)
 
 SESSION_EVENTS: tuple[str, ...] = ("started", "window", "ended")
 SESSION_END_REASONS: tuple[str, ...] = ("gone", "operator", "new_stream", "new_walk", "end_of_stream")
@@ -38,6 +48,7 @@ class SessionUpdate:
     model: str
     untrained: bool
     synthetic: bool
+    walkway: str = DEFAULT_WALKWAY  # the camera pair whose walk this is
 
 
 def encode_session(update: SessionUpdate) -> list[bytes]:
@@ -93,4 +104,4 @@ def decode_session(header: dict[str, Any], parts: list[bytes]) -> SessionUpdate:
         decision=_get_choice(header, "decision", DECISIONS),
         min_valid_windows=_get_int(header, "min_valid_windows", 1), decision_threshold=threshold,
         window=_get_window(header), model=_get(header, "model", str), untrained=_get(header, "untrained", bool),
-        synthetic=_get(header, "synthetic", bool))
+        synthetic=_get(header, "synthetic", bool), walkway=_get_walkway(header))

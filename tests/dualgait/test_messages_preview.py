@@ -79,8 +79,19 @@ def _update(**changes) -> SessionUpdate:
 
 def test_session_round_trip():
     for u in (_update(), _update(event="ended", status="closed", end_reason="gone", ended_wall_ns=9, window=None),
-              _update(ci_low=None, ci_high=None, cumulative_p_asd=None, valid_windows=0)):
+              _update(ci_low=None, ci_high=None, cumulative_p_asd=None, valid_windows=0),
+              _update(walkway="bay-2.b_3")):
         assert decode(encode_session(u)) == u
+
+
+def test_session_names_its_walkway():
+    """A session belongs to one walkway (camera pair): the header always carries it, 'main' by default."""
+    assert _update().walkway == "main"
+    assert json.loads(encode_session(_update(walkway="east"))[0])["walkway"] == "east"
+    header = json.loads(encode_session(_update())[0])
+    del header["walkway"]
+    with pytest.raises(MessageError, match="misses field 'walkway'"):
+        decode([json.dumps(header).encode()])
 
 
 @pytest.mark.parametrize("changes, match", [
@@ -94,6 +105,9 @@ def test_session_round_trip():
     ({"cumulative_p_asd": 1.5}, "probability"),
     ({"window": {"window": 1, "t_s": 0, "valid": True, "reason_code": "skew", "p_asd": 0.5}}, "valid window"),
     ({"invalid_by_reason": {"skew": -1}}, "counts"),
+    ({"walkway": "a b"}, "walkway"),
+    ({"walkway": ""}, "walkway"),
+    ({"walkway": 7}, "walkway"),
 ])
 def test_session_header_is_validated(changes, match):
     with pytest.raises(MessageError, match=match):
