@@ -1,14 +1,19 @@
 """Walk sessions from window scores (a stage without sockets).
 
+Sessions are kept per walkway (a front/side camera pair; ``WindowScore.walkway``): one inference process may
+serve several walkways, and their windows arrive interleaved. Each walkway has at most one open session, and
+everything below applies within one walkway: a window of walkway A never ends a session of walkway B.
+
 A session starts with the first window in which the patient is seen in both views (both ``visible``
 counts >= ``seen_min_visible_frames``). It ends when
 
 * no window has seen the patient for ``gone_timeout_s``, on the windows' capture clock (windows keep
   coming but show nobody) or on the aggregator's receive clock (nothing arrives at all): ``gone``;
-* the operator ends it (CLI ``dualgait session end`` or HTTP ``POST /api/session/end``): ``operator``;
-* inference starts a new stream or locks onto another walker (``walk`` changes): ``new_stream`` /
-  ``new_walk``;
-* the stream ends (end-of-stream from inference): ``end_of_stream``.
+* the operator ends it (CLI ``dualgait session end [--walkway ID]`` or HTTP ``POST /api/session/end``):
+  ``operator``;
+* inference starts a new stream on that walkway or locks onto another walker (``walk`` changes):
+  ``new_stream`` / ``new_walk``;
+* the walkway's stream ends (end-of-stream from inference, which names its walkway): ``end_of_stream``.
 
 Every window received while a session is open belongs to it (also the invalid ones: they are stored with
 their reason and never counted in the score). Windows outside any session are only counted in metrics.
@@ -25,7 +30,7 @@ from typing import Any
 from aggregator.config import SessionConfig
 from aggregator.scoring import NOT_CLINICAL_NOTE, SYNTHETIC_NOTE, UNTRAINED_NOTE
 from aggregator.stats import DECISION_TEXT, Cumulative, cumulative
-from dualgait.messages import WindowScore
+from dualgait.messages import DEFAULT_WALKWAY, WindowScore
 
 END_REASONS = ("gone", "operator", "new_stream", "new_walk", "end_of_stream")
 
@@ -52,6 +57,7 @@ class WalkSession:
     score: Cumulative | None = None
     last_window: int | None = None   # the latest window's index and time in the session
     last_t_s: float = 0.0
+    walkway: str = DEFAULT_WALKWAY   # the camera pair whose walk this is
 
     @property
     def open(self) -> bool:
@@ -71,42 +77,70 @@ def sees_patient(score: WindowScore, min_visible: int) -> bool:
     return all(score.visible.get(view, 0) >= min_visible for view in ("front", "side"))
 
 
+class AmbiguousWalkway(ValueError):
+    """An operator command names no walkway while several have an open session."""
+
+
 class SessionTracker:
-    """``window(score, rx_ns)`` / ``tick(rx_ns)`` / ``end(reason)`` -> list of :class:`SessionEvent`."""
+    """``window(score, rx_ns)`` / ``tick(rx_ns)`` / ``end(reason, walkway)`` -> list of :class:`SessionEvent`.
+
+    ``open_sessions``: the open session of each walkway that has one (session ids are shared by all walkways).
+    """
 
     def __init__(self, cfg: SessionConfig, *, next_id: int = 1,
                  wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.cfg = cfg
         self.next_id = next_id
-        self.current: WalkSession | None = None
+        self.open_sessions: dict[str, WalkSession] = {}
         self.wall_clock_ns = wall_clock_ns
         self.outside_windows = 0
+
+    @property
+    def current(self) -> WalkSession | None:
+        """The open session while at most one walkway has one (single-walkway use); ValueError with several."""
+        if len(self.open_sessions) > 1:
+            raise AmbiguousWalkway(f"several walkways have an open session: {', '.join(self.open_sessions)}")
+        return next(iter(self.open_sessions.values()), None)
+
+    def resolve_walkway(self, walkway: str | None) -> str | None:
+        """``walkway`` itself when given; else the only walkway with an open session (None: none open).
+
+        Raises :class:`AmbiguousWalkway` when none is given and several are open.
+        """
+        if walkway is not None:
+            return walkway
+        if len(self.open_sessions) > 1:
+            raise AmbiguousWalkway(f"several walkways have an open session ({', '.join(sorted(self.open_sessions))})"
+                                   ": name one with --walkway ID")
+        return next(iter(self.open_sessions), None)
 
     # ------------------------------------------------------------------ inputs
 
     def window(self, score: WindowScore, rx_ns: int) -> list[SessionEvent]:
         events: list[SessionEvent] = []
-        cur = self.current
+        walkway = score.walkway
+        cur = self.open_sessions.get(walkway)
         gone_ns = int(self.cfg.gone_timeout_s * 1e9)
         if cur is not None:
             if score.session != cur.stream:
-                events += self.end("new_stream")
+                events += self.end("new_stream", walkway)
             elif score.walk is not None and cur.walk is not None and score.walk != cur.walk:
-                events += self.end("new_walk")
+                events += self.end("new_walk", walkway)
             elif score.t_end_mono_ns - cur.last_seen_mono_ns > gone_ns:
-                events += self.end("gone")
+                events += self.end("gone", walkway)
         seen = sees_patient(score, self.cfg.seen_min_visible_frames)
-        if self.current is None:
+        cur = self.open_sessions.get(walkway)
+        if cur is None:
             if not seen:
                 self.outside_windows += 1
                 return events
-            self.current = WalkSession(
+            cur = self.open_sessions[walkway] = WalkSession(
                 id=self.next_id, stream=score.session, walk=score.walk, started_wall_ns=self.wall_clock_ns(),
-                t0_mono_ns=score.t_start_mono_ns, last_seen_mono_ns=score.t_end_mono_ns, last_seen_rx_ns=rx_ns)
+                t0_mono_ns=score.t_start_mono_ns, last_seen_mono_ns=score.t_end_mono_ns, last_seen_rx_ns=rx_ns,
+                walkway=walkway)
             self.next_id += 1
-            self._rescore(self.current)
-            events.append(SessionEvent("started", self.current))
-        cur = self.current
+            self._rescore(cur)
+            events.append(SessionEvent("started", cur))
         if seen:
             cur.last_seen_mono_ns, cur.last_seen_rx_ns = score.t_end_mono_ns, rx_ns
             if cur.walk is None:
@@ -122,31 +156,35 @@ class SessionTracker:
         return events
 
     def tick(self, rx_ns: int) -> list[SessionEvent]:
-        """Time passes: end the session when nothing has seen the patient for ``gone_timeout_s``."""
-        cur = self.current
-        if cur is not None and rx_ns - cur.last_seen_rx_ns > self.cfg.gone_timeout_s * 1e9:
-            return self.end("gone")
-        return []
+        """Time passes: end each session whose walkway has not seen the patient for ``gone_timeout_s``."""
+        events: list[SessionEvent] = []
+        for walkway, cur in list(self.open_sessions.items()):
+            if rx_ns - cur.last_seen_rx_ns > self.cfg.gone_timeout_s * 1e9:
+                events += self.end("gone", walkway)
+        return events
 
-    def end(self, reason: str) -> list[SessionEvent]:
-        """End the open session (no-op without one)."""
+    def end(self, reason: str, walkway: str | None = None) -> list[SessionEvent]:
+        """End the open session of ``walkway`` (no-op without one).
+
+        ``walkway`` None: the only open session (:meth:`resolve_walkway`; AmbiguousWalkway with several).
+        """
         if reason not in END_REASONS:
             raise ValueError(f"unknown end reason {reason!r}")
-        cur = self.current
+        walkway = self.resolve_walkway(walkway)
+        cur = self.open_sessions.pop(walkway, None) if walkway is not None else None
         if cur is None:
             return []
         cur.end_reason, cur.ended_wall_ns = reason, self.wall_clock_ns()
-        self.current = None
         return [SessionEvent("ended", cur)]
 
     def resume(self, session: WalkSession, rx_ns: int) -> None:
         """Carry on with a session that was open when the aggregator stopped (restored from the store).
 
-        Its receive clock restarts now: the gone time-out counts from the restart.
+        Its receive clock restarts now: the gone time-out counts from the restart. One per walkway.
         """
         session.last_seen_rx_ns = rx_ns
         self._rescore(session)
-        self.current = session
+        self.open_sessions[session.walkway] = session
         self.next_id = max(self.next_id, session.id + 1)
 
     # ------------------------------------------------------------------ outputs
@@ -166,6 +204,7 @@ class SessionTracker:
         session.last_window, session.last_t_s = score.window, t_s
         return {
             "session_id": session.id,
+            "walkway": session.walkway,
             "index": session.windows - 1,
             "stream": score.session,
             "window": score.window,
@@ -196,6 +235,7 @@ def session_summary(session: WalkSession, cfg: SessionConfig) -> dict[str, Any]:
                                         threshold=cfg.decision_threshold, autocorrelation=cfg.ci_autocorrelation)
     return {
         "id": session.id,
+        "walkway": session.walkway,
         "stream": session.stream,
         "walk": session.walk,
         "status": "open" if session.open else "closed",

@@ -20,7 +20,7 @@ T0 = 100 * S
 
 def score(window: int, p_asd: float | None = 0.5, *, stream: str = "stream-1", code: str | None = None,
           visible: tuple[int, int] = (8, 8), walk: int | None = None, latency_ms: float = 50.0,
-          synthetic: bool = False, untrained: bool = False) -> WindowScore:
+          synthetic: bool = False, untrained: bool = False, walkway: str = "main") -> WindowScore:
     """Window ``window`` of a stream starting at T0, one per second; invalid when ``code`` is given."""
     valid = code is None
     return WindowScore(
@@ -31,7 +31,7 @@ def score(window: int, p_asd: float | None = 0.5, *, stream: str = "stream-1", c
         p_asd=p_asd if valid else None, p_front=p_asd if valid else None, p_side=p_asd if valid else None,
         view_weights=None, visible={"front": visible[0], "side": visible[1]}, max_skew_ms=1.0,
         timings_ms={"detect": 20.0, "model": 30.0}, latency_ms=latency_ms, model="late fusion (test)",
-        untrained=untrained, synthetic=synthetic)
+        untrained=untrained, synthetic=synthetic, walkway=walkway)
 
 
 def rx(window: int) -> int:

@@ -6,7 +6,7 @@ import pytest
 from agg_helpers import T0, S, rx, score
 
 from aggregator.config import SessionConfig
-from aggregator.sessions import SessionTracker, session_summary
+from aggregator.sessions import AmbiguousWalkway, SessionTracker, session_summary
 from aggregator.stats import NOT_ENOUGH_DATA
 
 
@@ -113,3 +113,91 @@ def test_a_window_without_frames_is_placed_after_the_previous_one():
     record = tracker.window(empty, rx(3))[-1].record
     assert record["t_s"] == 3.0 and record["index"] == 2
     assert tracker.current.last_seen_mono_ns == T0 + S + 875_000_000  # not moved by the empty window
+
+
+# ---------------------------------------------------------------------------- several walkways
+
+
+def _ab(window: int, p_a: float, p_b: float, **kw):
+    """Window ``window`` of walkway A (stream a-1) and of walkway B (stream b-1), in that order."""
+    return (score(window, p_a, stream="a-1", walkway="A", **kw), score(window, p_b, stream="b-1", walkway="B", **kw))
+
+
+def test_interleaved_walkways_get_their_own_sessions_and_scores():
+    """Windows of two walkways arrive interleaved, each with its own stream id: neither ends the other's session
+    (no new_stream), and each cumulative score is over its own windows only."""
+    tracker = _tracker()
+    kinds = []
+    for i, (p_a, p_b) in enumerate([(0.9, 0.1), (0.8, 0.2), (0.7, 0.3)]):
+        for s in _ab(i, p_a, p_b):
+            kinds += _kinds(tracker.window(s, rx(i)))
+    assert kinds == ["started", "window", "started", "window"] + ["window"] * 4
+    a, b = tracker.open_sessions["A"], tracker.open_sessions["B"]
+    assert (a.id, a.walkway, a.stream, a.windows) == (1, "A", "a-1", 3)
+    assert (b.id, b.walkway, b.stream, b.windows) == (2, "B", "b-1", 3)
+    assert a.score.mean == pytest.approx(0.8) and b.score.mean == pytest.approx(0.2)
+    assert session_summary(a, tracker.cfg)["walkway"] == "A"
+    with pytest.raises(ValueError, match="several walkways"):
+        _ = tracker.current
+
+
+def test_session_ends_apply_within_one_walkway():
+    tracker = _tracker(gone_timeout_s=3.0)
+    for s in _ab(0, 0.5, 0.5, walk=0):
+        tracker.window(s, rx(0))
+    # new_walk on A only
+    events = tracker.window(score(1, 0.5, stream="a-1", walkway="A", walk=1), rx(1))
+    assert _kinds(events) == ["ended", "started", "window"] and events[0].session.walkway == "A"
+    assert events[0].session.end_reason == "new_walk" and tracker.open_sessions["B"].id == 2
+    # new_stream on B only
+    events = tracker.window(score(2, 0.5, stream="b-2", walkway="B"), rx(2))
+    assert _kinds(events) == ["ended", "started", "window"] and events[0].session.id == 2
+    assert events[0].session.end_reason == "new_stream" and tracker.open_sessions["A"].id == 3
+    # end of stream of A (inference names the walkway): B stays open
+    events = tracker.end("end_of_stream", "A")
+    assert [(e.session.walkway, e.session.end_reason) for e in events] == [("A", "end_of_stream")]
+    assert list(tracker.open_sessions) == ["B"]
+    assert tracker.end("end_of_stream", "A") == []  # nothing open on A any more
+
+
+def test_gone_counts_per_walkway():
+    """B keeps seeing its patient while A's has left: only A's session ends as gone (both clocks)."""
+    tracker = _tracker(gone_timeout_s=3.0)
+    for s in _ab(0, 0.5, 0.5):
+        tracker.window(s, rx(0))
+    for i in range(1, 5):  # A shows nobody, B its patient
+        tracker.window(score(i, code="patient_missing", visible=(0, 0), stream="a-1", walkway="A"), rx(i))
+        events = tracker.window(score(i, 0.5, stream="b-1", walkway="B"), rx(i))
+        assert _kinds(events) == ["window"]
+    assert list(tracker.open_sessions) == ["B"]
+    events = tracker.tick(rx(4) + 3 * S + 1)  # then nothing arrives at all: B ends too
+    assert [(e.session.walkway, e.session.end_reason) for e in events] == [("B", "gone")]
+    events = tracker.window(score(9, 0.5, stream="a-1", walkway="A"), rx(9))
+    assert _kinds(events) == ["started", "window"] and events[0].session.id == 3
+
+
+def test_operator_end_names_the_walkway_when_several_are_open():
+    tracker = _tracker()
+    tracker.window(score(0, 0.5, stream="a-1", walkway="A"), rx(0))
+    assert tracker.resolve_walkway(None) == "A"  # the only open one
+    tracker.window(score(0, 0.5, stream="b-1", walkway="B"), rx(0))
+    with pytest.raises(AmbiguousWalkway, match=r"several walkways have an open session \(A, B\)"):
+        tracker.end("operator")
+    events = tracker.end("operator", "B")
+    assert [(e.session.walkway, e.session.end_reason) for e in events] == [("B", "operator")]
+    assert tracker.end("operator", "B") == [] and tracker.end("operator", "nowhere") == []
+    assert [e.session.walkway for e in tracker.end("operator")] == ["A"]  # the only one left
+    assert tracker.resolve_walkway(None) is None
+
+
+def test_resume_two_walkways():
+    tracker = _tracker()
+    for s in _ab(0, 0.2, 0.6):
+        tracker.window(s, rx(0))
+    again = _tracker()
+    for session in tracker.open_sessions.values():
+        again.resume(session, rx(1))
+    assert again.next_id == 3 and set(again.open_sessions) == {"A", "B"}
+    record = again.window(score(1, 0.4, stream="b-1", walkway="B"), rx(1))[-1].record
+    assert record["session_id"] == 2 and record["walkway"] == "B" and record["index"] == 1
+    assert record["cumulative_p_asd"] == pytest.approx(0.5)
