@@ -14,7 +14,7 @@ from aggregator.store import SessionStore
 FORMATS = ("csv", "json", "png")
 CSV_COLUMNS = ("index", "window", "t_s", "t_start_utc", "valid", "reason_code", "reason", "p_asd", "p_front",
                "p_side", "visible_front", "visible_side", "cumulative_p_asd", "ci_low", "ci_high", "decision",
-               "latency_ms")
+               "latency_ms", "walkway")
 
 
 def _utc(wall_ns: int | None) -> str:
@@ -70,7 +70,8 @@ def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]
     ax.set_ylabel("p_asd")
     ax.legend(loc="lower left", fontsize=7, ncol=3)
     notes = "; ".join(summary.get("notes", []))
-    ax.set_title(f"session {summary['id']}: {summary['valid_windows']} valid of {summary['windows']} windows, "
+    ax.set_title(f"session {summary['id']} (walkway {summary.get('walkway', '?')}): {summary['valid_windows']} "
+                 f"valid of {summary['windows']} windows, "
                  f"decision: {summary.get('decision_text', summary.get('decision'))}\n{notes}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -82,6 +83,8 @@ def export_session(store: SessionStore, session_id: int, out_dir: str | Path,
     """Write ``session-<id>.<fmt>`` files; returns their paths (StoreError for an unknown session)."""
     summary = store.get_session(session_id)
     windows = store.windows(session_id)
+    for window in windows:  # windows stored before walkways existed: their session's (the default) walkway
+        window.setdefault("walkway", summary["walkway"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -123,3 +123,105 @@ def test_export_csv_json_png(tmp_path):
     assert ((image[:, :, 0] == 217) & (image[:, :, 1] == 217) & (image[:, :, 2] == 217)).sum() > 1000
     with pytest.raises(ValueError, match="unknown export format"):
         export_session(store, 1, tmp_path, ["xls"])
+
+
+# ---------------------------------------------------------------------------- walkways, schema migration
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY, stream TEXT NOT NULL, walk INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')), started_wall_ns INTEGER NOT NULL,
+    ended_wall_ns INTEGER, end_reason TEXT, t0_mono_ns INTEGER NOT NULL, last_seen_mono_ns INTEGER NOT NULL,
+    windows INTEGER NOT NULL, valid_windows INTEGER NOT NULL, cumulative_p_asd REAL, ci_low REAL, ci_high REAL,
+    decision TEXT NOT NULL, model TEXT NOT NULL, untrained INTEGER NOT NULL, synthetic INTEGER NOT NULL,
+    summary_json TEXT NOT NULL);
+CREATE TABLE windows (
+    session_id INTEGER NOT NULL REFERENCES sessions(id), idx INTEGER NOT NULL, stream TEXT NOT NULL,
+    window INTEGER NOT NULL, t_s REAL NOT NULL, t_start_wall_ns INTEGER NOT NULL, valid INTEGER NOT NULL,
+    reason_code TEXT, p_asd REAL, record_json TEXT NOT NULL, PRIMARY KEY (session_id, idx));
+CREATE INDEX sessions_status ON sessions(status);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def _v1_database(path) -> None:
+    """A database as the aggregator wrote it before walkways (schema 1): session 1 closed, session 2 open,
+    records and summaries without any walkway field."""
+    tracker = SessionTracker(CFG)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        for scores in ([score(0, 0.3), score(1, 0.5)], [score(0, 0.7, stream="s-2"), score(1, 0.9, stream="s-2")]):
+            for s in scores:
+                for event in tracker.window(s, rx(s.window)):
+                    if event.kind == "window":
+                        record = {k: v for k, v in event.record.items() if k != "walkway"}
+                        conn.execute("INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                     (event.session.id, record["index"], record["stream"], record["window"],
+                                      record["t_s"], record["t_start_wall_ns"], int(record["valid"]),
+                                      record["reason_code"], record["p_asd"], json.dumps(record)))
+            session = tracker.open_sessions["main"]
+            if session.id == 1:
+                tracker.end("new_stream")
+            summary = {k: v for k, v in session_summary(session, CFG).items() if k != "walkway"}
+            conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (session.id, session.stream, session.walk, summary["status"], session.started_wall_ns,
+                          session.ended_wall_ns, session.end_reason, session.t0_mono_ns, session.last_seen_mono_ns,
+                          session.windows, summary["valid_windows"], summary["cumulative_p_asd"], summary["ci_low"],
+                          summary["ci_high"], summary["decision"], session.model, 0, 0, json.dumps(summary)))
+
+
+def test_schema_1_is_read_and_migrated_in_place(tmp_path):
+    """An old database (no walkway) is readable as is, and an aggregator's store migrates it in place: its sessions
+    belong to walkway 'main', the open one can be carried on with, new sessions get their walkway."""
+    db = tmp_path / "old.db"
+    _v1_database(db)
+    reader = SessionStore(db, read_only=True)  # the CLI on a database no aggregator has opened since
+    assert [s["walkway"] for s in reader.list_sessions()] == ["main", "main"]
+    assert reader.open_sessions() == [(2, "main")] and reader.load_session(2).walkway == "main"
+    reader.close()
+    store = SessionStore(db)
+    columns = {r[1]: r for r in store.db.execute("PRAGMA table_info(sessions)")}
+    assert "walkway" in columns and columns["walkway"][3] == 1 and columns["walkway"][4] == "'main'"  # NOT NULL
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    rows = store.db.execute("SELECT id, walkway FROM sessions ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [(1, "main"), (2, "main")]
+    session = store.load_session(2)
+    assert session.p_values == [0.7, 0.9] and session.walkway == "main"
+    tracker = SessionTracker(CFG, next_id=store.max_id() + 1)
+    tracker.resume(session, rx(2))
+    _play(store, tracker, [score(2, 0.8, stream="s-2"), score(0, 0.4, stream="e-1", walkway="east")])
+    assert store.open_sessions() == [(2, "main"), (3, "east")]
+    assert store.get_session(2)["windows"] == 3 and store.get_session(2)["cumulative_p_asd"] == pytest.approx(0.8)
+    store.close()
+    again = SessionStore(db)  # already migrated: opened as is
+    assert again.get_session(3)["walkway"] == "east" and again.get_session(1)["walkway"] == "main"
+    paths = export_session(again, 1, tmp_path / "out", ["csv", "json"])
+    rows = list(csv.DictReader(paths[0].read_text(encoding="utf-8").splitlines()))
+    assert [r["walkway"] for r in rows] == ["main", "main"]  # old records: their session's walkway
+    assert json.loads(paths[1].read_text())["session"]["walkway"] == "main"
+    again.close()
+
+
+def test_an_unknown_schema_version_is_refused(tmp_path):
+    db = tmp_path / "future.db"
+    SessionStore(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="not a dualgait session database"):
+        SessionStore(db)
+    with pytest.raises(StoreError, match="not a dualgait session database"):
+        SessionStore(db, read_only=True)
+
+
+def test_sessions_of_two_walkways_are_stored_and_exported_with_their_walkway(tmp_path):
+    store = SessionStore(tmp_path / "s.db")
+    tracker = SessionTracker(CFG)
+    _play(store, tracker, [score(0, 0.2, stream="a-1", walkway="A"), score(0, 0.6, stream="b-1", walkway="B"),
+                           score(1, 0.4, stream="a-1", walkway="A")])
+    assert store.open_sessions() == [(1, "A"), (2, "B")]
+    assert [(s["id"], s["walkway"], s["windows"]) for s in store.list_sessions()] == [(2, "B", 1), (1, "A", 2)]
+    assert store.load_session(2).walkway == "B"
+    rows = list(csv.DictReader(export_session(store, 1, tmp_path, ["csv"])[0].read_text().splitlines()))
+    assert [r["walkway"] for r in rows] == ["A", "A"]
+    store.close()
