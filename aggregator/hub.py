@@ -2,7 +2,12 @@
 
 ``AggregatorHub`` feeds the per-stream scorer (console lines, windows.jsonl, summary.json), the walk
 sessions, the store, the metrics and the live view, and returns what the process loop must print, append
-and publish (:class:`Output`). On start it carries on with the session that was open in the store.
+and publish (:class:`Output`). On start it carries on with the session that was open in the store, one per
+walkway.
+
+Walkways (camera pairs served by one inference process) are kept apart everywhere: sessions, cumulative
+scores, the live view. Console lines get a ``[walkway]`` prefix once more than one walkway has been seen
+(a single walkway's output stays as it always was), and summary.json then holds one summary per walkway.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.config import AggregatorConfig
-from aggregator.live import LiveState
+from aggregator.live import AMBIGUOUS_WALKWAY, LiveState
 from aggregator.metrics import AggregatorMetrics
 from aggregator.publisher import session_update
 from aggregator.scoring import (
@@ -23,7 +28,7 @@ from aggregator.scoring import (
     ScoreAggregator,
     summary_lines,
 )
-from aggregator.sessions import SessionEvent, SessionTracker, session_summary
+from aggregator.sessions import AmbiguousWalkway, SessionEvent, SessionTracker, session_summary
 from aggregator.store import SessionStore
 from dualgait.messages import CameraState, EndOfStream, Heartbeat, Preview, SessionUpdate, WindowScore
 
@@ -62,33 +67,49 @@ class AggregatorHub:
         self.live = live
         self.now_ns = now_ns
         self.scorer = ScoreAggregator()
+        self.walkways: dict[str, None] = {}           # walkways seen, in order (an ordered set)
+        self.summaries: dict[str, dict[str, Any]] = {}  # the latest stream summary of each walkway
+        self.ended: set[str] = set()                  # walkways whose stream ended (no window since its eos)
         self.tracker = SessionTracker(cfg.session, next_id=(store.max_id() + 1) if store else 1)
         if store is not None:
             self._resume(store)
 
     def _resume(self, store: SessionStore) -> None:
-        open_ids = store.open_session_ids()
-        for stale in open_ids[:-1]:  # only one can be open; close any older one left by a crash
-            session = store.load_session(stale)
-            session.end_reason, session.ended_wall_ns = "gone", session.started_wall_ns
-            store.save_session(session, session_summary(session, self.cfg.session))
-        if open_ids:
-            session = store.load_session(open_ids[-1])
+        newest: dict[str, int] = {}
+        for session_id, walkway in store.open_sessions():  # ordered by id
+            if walkway in newest:  # one open per walkway; close an older one left by a crash
+                session = store.load_session(newest[walkway])
+                session.end_reason, session.ended_wall_ns = "gone", session.started_wall_ns
+                store.save_session(session, session_summary(session, self.cfg.session))
+            newest[walkway] = session_id
+        for walkway, session_id in sorted(newest.items(), key=lambda item: item[1]):
+            session = store.load_session(session_id)
             self.tracker.resume(session, self.now_ns())
+            self._seen(walkway)
             summary = session_summary(session, self.cfg.session)
-            self.live.set_session(summary, new=True, windows=store.windows(session.id)[-self.live.chart.maxlen:])
-            self.metrics.session_open.set(1)
-            log.info("carrying on with open session %d (%d windows so far)", session.id, session.windows)
+            self.live.set_session(summary, new=True, windows=store.windows(session.id)[-self.live.chart_windows:])
+            self.metrics.session_resumed(walkway)
+            log.info("carrying on with open session %d of walkway %s (%d windows so far)", session.id, walkway,
+                     session.windows)
+
+    def _seen(self, walkway: str) -> None:
+        self.walkways.setdefault(walkway, None)
+
+    def _line(self, walkway: str, line: str) -> str:
+        """``line`` with its walkway in front once several walkways have been seen."""
+        return f"[{walkway}] {line}" if len(self.walkways) > 1 else line
 
     # ------------------------------------------------------------------ messages
 
     def window(self, score: WindowScore, rx_ns: int) -> Output:
         out = Output()
+        self._seen(score.walkway)
+        self.ended.discard(score.walkway)
         record, line = self.scorer.update(score)
         self.metrics.window(score)
         events = self.tracker.window(score, rx_ns)
         session_record = next((e.record for e in events if e.kind == "window"), None)
-        self._apply(events, out, console_after=line)
+        self._apply(events, out, console_after=self._line(score.walkway, line))
         notes = [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if score.untrained else []) + (
             [SYNTHETIC_NOTE] if score.synthetic else [])
         self.live.window(score, session_record, notes)
@@ -98,27 +119,57 @@ class AggregatorHub:
         return out
 
     def camera(self, event: CameraState) -> Output:
+        self._seen(event.walkway)
         _record, line = self.scorer.camera_event(event)
         self.metrics.camera(event)
         self.live.camera(event)
-        return Output(lines=[line])
+        return Output(lines=[self._line(event.walkway, line)])
 
     def heartbeat(self, beat: Heartbeat) -> None:
+        self._seen(beat.walkway)
         self.metrics.camera(beat)
         self.live.camera(beat)
 
     def preview(self, preview: Preview, rx_ns: int) -> None:
-        self.metrics.previews.labels(view=preview.view).inc()
+        self._seen(preview.walkway)
+        self.metrics.previews.labels(view=preview.view, walkway=preview.walkway).inc()
         self.live.preview(preview, rx_ns)
 
     def end_of_stream(self, eos: EndOfStream) -> Output:
+        """The end of one walkway's stream: its session ends, its summary is written."""
         out = Output()
-        self._apply(self.tracker.end("end_of_stream"), out)
+        self._seen(eos.walkway)
+        self.ended.add(eos.walkway)
+        self._apply(self.tracker.end("end_of_stream", eos.walkway), out)
         self.metrics.end_of_stream(eos)
         self.live.end_of_stream(eos)
-        out.summary = self.scorer.finish(eos)
-        out.lines.extend(summary_lines(out.summary))
+        summary = self.scorer.finish(eos)
+        self.summaries[summary["walkway"]] = summary
+        out.summary = self.summary_document()
+        out.lines.extend(self._line(summary["walkway"], line) for line in summary_lines(summary))
         return out
+
+    @property
+    def all_streams_ended(self) -> bool:
+        """Every walkway seen so far has ended its stream (``exit_on_end_of_stream`` waits for this)."""
+        return bool(self.walkways) and self.ended.issuperset(self.walkways)
+
+    def summary_document(self) -> dict[str, Any]:
+        """summary.json: the one walkway's summary, or ``{"walkways": {id: summary}}`` once several were seen."""
+        if len(self.walkways) <= 1 and len(self.summaries) <= 1:
+            return next(iter(self.summaries.values())) if self.summaries else self.scorer.finish(None)
+        order = [*self.walkways, *(w for w in self.summaries if w not in self.walkways)]
+        return {"walkways": {w: self.summaries[w] for w in order if w in self.summaries}}
+
+    def stop_summary(self) -> dict[str, Any] | None:
+        """At shutdown: summary.json with the streams that did not end (None when every scored stream ended)."""
+        pending = [w for w, agg in self.scorer.current_by_walkway.items()
+                   if self.summaries.get(w, {}).get("session") != agg.session]
+        if not pending:
+            return None
+        for walkway in pending:  # the stream goes on; its walk session stays open in the database
+            self.summaries[walkway] = self.scorer.finish(None, walkway)
+        return self.summary_document()
 
     def tick(self, rx_ns: int, malformed: int) -> Output:
         """Time passes: the gone time-out, operator commands, the malformed count."""
@@ -128,13 +179,22 @@ class AggregatorHub:
         self._apply(self.tracker.tick(rx_ns), out)
         for command in self.live.take_commands():
             if command.name == "end_session":
-                events = self.tracker.end("operator")
-                self._apply(events, out)
-                command.result = {"ok": True, "ended": events[0].session.id if events else None}
+                command.result = self._end_session(command.args.get("walkway"), out)
             else:
                 command.result = {"ok": False, "error": f"unknown command {command.name!r}"}
             command.done.set()
         return out
+
+    def _end_session(self, walkway: str | None, out: Output) -> dict[str, Any]:
+        """The operator ends the open session of ``walkway`` (None: of the only walkway with one)."""
+        try:
+            walkway = self.tracker.resolve_walkway(walkway)
+        except AmbiguousWalkway as exc:
+            return {"ok": False, "error": str(exc), "reason": AMBIGUOUS_WALKWAY,
+                    "walkways": sorted(self.tracker.open_sessions)}
+        events = self.tracker.end("operator", walkway) if walkway is not None else []
+        self._apply(events, out)
+        return {"ok": True, "ended": events[0].session.id if events else None, "walkway": walkway}
 
     # ------------------------------------------------------------------ session events
 
@@ -144,6 +204,7 @@ class AggregatorHub:
         printed = console_after is None
         for event in events:
             summary = session_summary(event.session, self.cfg.session)
+            walkway = event.session.walkway
             if event.kind == "window":
                 if not printed:
                     out.lines.append(console_after)
@@ -154,12 +215,12 @@ class AggregatorHub:
             else:
                 if self.store is not None:
                     self.store.save_session(event.session, summary)
-                out.lines.append(session_line(event.kind, summary))
+                out.lines.append(self._line(walkway, session_line(event.kind, summary)))
                 if event.kind == "started":
-                    self.metrics.session_started()
+                    self.metrics.session_started(walkway)
                     self.live.set_session(summary, new=True)
                 else:
-                    self.metrics.session_ended(event.session.end_reason or "unknown")
+                    self.metrics.session_ended(event.session.end_reason or "unknown", walkway)
                     self.live.set_session(summary)
             out.updates.append(session_update(event.kind, summary, event.record))
         if not printed:

@@ -3,6 +3,10 @@
 A stage without sockets: the loop calls the update methods, the HTTP server calls :meth:`LiveState.snapshot`
 and :meth:`LiveState.preview_jpeg`, and operator commands travel the other way through
 :meth:`LiveState.request` / :meth:`LiveState.take_commands`. Previews are kept in memory only.
+
+The walk session, its chart, the camera states and the previews are kept per walkway (camera pair); the
+page shows one walkway at a time (``?walkway=ID``, by default the first one seen). The pipeline panel
+(windows, latency, malformed messages) counts every walkway together.
 """
 
 from __future__ import annotations
@@ -16,9 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgait.messages import VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
+from dualgait.messages import DEFAULT_WALKWAY, VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
 
 LOST_STATES = ("stalled", "reconnecting")
+AMBIGUOUS_WALKWAY = "ambiguous_walkway"  # the ``reason`` of an operator command that must name its walkway
+CHART_KEYS = ("index", "window", "t_s", "valid", "reason_code", "p_asd", "cumulative_p_asd", "ci_low", "ci_high")
+
+
+class UnknownWalkway(LookupError):
+    """The live view was asked about a walkway it has not seen."""
 
 
 @dataclass(slots=True)
@@ -26,8 +36,19 @@ class Command:
     """An operator command from an HTTP thread; the loop sets ``result`` and ``done``."""
 
     name: str
+    args: dict[str, Any] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WalkwayView:
+    """What the page shows of one walkway: its session, chart, cameras and previews."""
+
+    chart: deque[dict[str, Any]]
+    session: dict[str, Any] | None = None
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    previews: dict[str, tuple[Preview, int]] = field(default_factory=dict)
 
 
 class LiveState:
@@ -38,11 +59,9 @@ class LiveState:
         self._lock = threading.Lock()
         self._commands: queue.Queue[Command] = queue.Queue(maxsize=16)
         self.clock_ns = clock_ns
+        self.chart_windows = chart_windows
         self.preview_max_age_s = preview_max_age_s
-        self.session: dict[str, Any] | None = None
-        self.chart: deque[dict[str, Any]] = deque(maxlen=chart_windows)
-        self.cameras: dict[str, dict[str, Any]] = {}
-        self.previews: dict[str, tuple[Preview, int]] = {}
+        self.walkways: dict[str, WalkwayView] = {}  # in the order first seen
         self.windows = 0
         self.by_validity: Counter[str] = Counter()
         self.latencies_ms: deque[float] = deque(maxlen=120)
@@ -53,46 +72,55 @@ class LiveState:
         self.streams_ended = 0
         self.last_eos: dict[str, Any] | None = None
 
+    def _walkway(self, walkway: str) -> WalkwayView:
+        """The view of ``walkway``, created when first seen (call with the lock held)."""
+        view = self.walkways.get(walkway)
+        if view is None:
+            view = self.walkways[walkway] = WalkwayView(chart=deque(maxlen=self.chart_windows))
+        return view
+
     # ------------------------------------------------------------------ loop side
 
     def window(self, score: WindowScore, record: dict[str, Any] | None, notes: list[str]) -> None:
         """A window arrived; ``record`` is its session record (None outside any session)."""
         with self._lock:
+            view = self._walkway(score.walkway)
             self.windows += 1
             self.by_validity["valid" if score.valid else (score.reason_code or "unknown")] += 1
             self.latencies_ms.append(score.latency_ms)
             self.last_timings_ms = dict(score.timings_ms)
             self.notes, self.model = list(notes), score.model
             if record is not None:
-                self.chart.append({k: record[k] for k in ("index", "window", "t_s", "valid", "reason_code", "p_asd",
-                                                          "cumulative_p_asd", "ci_low", "ci_high")})
+                view.chart.append({k: record[k] for k in CHART_KEYS})
 
-    def set_session(self, summary: dict[str, Any] | None, *, new: bool = False,
+    def set_session(self, summary: dict[str, Any], *, new: bool = False,
                     windows: list[dict[str, Any]] | None = None) -> None:
-        """The session's summary changed; ``new``: a new session, clear the chart (refill it from ``windows``)."""
+        """A session's summary changed (its walkway: ``summary["walkway"]``); ``new``: a new session, clear its
+        walkway's chart (refill it from ``windows``)."""
         with self._lock:
-            self.session = summary
+            view = self._walkway(summary.get("walkway", DEFAULT_WALKWAY))
+            view.session = summary
             if new:
-                self.chart.clear()
+                view.chart.clear()
                 for record in windows or []:
-                    self.chart.append({k: record.get(k) for k in ("index", "window", "t_s", "valid", "reason_code",
-                                                                  "p_asd", "cumulative_p_asd", "ci_low", "ci_high")})
+                    view.chart.append({k: record.get(k) for k in CHART_KEYS})
 
     def camera(self, event: CameraState | Heartbeat) -> None:
         with self._lock:
-            cam = self.cameras.setdefault(event.view, {})
+            cam = self._walkway(event.walkway).cameras.setdefault(event.view, {})
             if isinstance(event, CameraState):
                 cam.update(reason=event.reason, attempt=event.attempt, since_wall_ns=event.wall_ns)
             cam.update(state=event.state, counters=dict(event.counters))
 
     def preview(self, preview: Preview, rx_ns: int) -> None:
         with self._lock:
-            self.previews[preview.view] = (preview, rx_ns)
+            self._walkway(preview.walkway).previews[preview.view] = (preview, rx_ns)
 
     def end_of_stream(self, eos: EndOfStream) -> None:
         with self._lock:
+            self._walkway(eos.walkway)
             self.streams_ended += 1
-            self.last_eos = {"reason": eos.reason, "stats": dict(eos.stats)}
+            self.last_eos = {"walkway": eos.walkway, "reason": eos.reason, "stats": dict(eos.stats)}
 
     def set_malformed(self, count: int) -> None:
         with self._lock:
@@ -108,9 +136,9 @@ class LiveState:
 
     # ------------------------------------------------------------------ HTTP side
 
-    def request(self, name: str, timeout_s: float = 2.0) -> dict[str, Any]:
+    def request(self, name: str, timeout_s: float = 2.0, **args: Any) -> dict[str, Any]:
         """Queue a command for the loop and wait for its result ({"ok": False, ...} when the loop is busy)."""
-        command = Command(name)
+        command = Command(name, args)
         try:
             self._commands.put_nowait(command)
         except queue.Full:
@@ -119,20 +147,37 @@ class LiveState:
             return {"ok": False, "error": "the aggregator did not answer in time"}
         return command.result
 
-    def preview_jpeg(self, view: str) -> bytes | None:
+    def _pick(self, walkway: str | None) -> tuple[str, WalkwayView | None]:
+        """(walkway id, its view): ``walkway`` (UnknownWalkway when not seen), else the first one seen (call with
+        the lock held; before any message: DEFAULT_WALKWAY with no view)."""
+        if walkway is not None:
+            if walkway not in self.walkways:
+                raise UnknownWalkway(walkway)
+            return walkway, self.walkways[walkway]
+        first = next(iter(self.walkways), None)
+        return (first, self.walkways[first]) if first is not None else (DEFAULT_WALKWAY, None)
+
+    def preview_jpeg(self, view: str, walkway: str | None = None) -> bytes | None:
         with self._lock:
-            got = self.previews.get(view)
+            try:
+                _name, state = self._pick(walkway)
+            except UnknownWalkway:
+                return None
+            got = state.previews.get(view) if state is not None else None
         return None if got is None else got[0].jpeg
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, walkway: str | None = None) -> dict[str, Any]:
+        """Everything the page shows of ``walkway`` (default: the first seen); UnknownWalkway when not seen."""
         now = self.clock_ns()
         with self._lock:
+            name, state = self._pick(walkway)
+            state = state or WalkwayView(chart=deque())
             lat = sorted(self.latencies_ms)
             cameras = {}
             for view in VIEWS:
-                cam = dict(self.cameras.get(view, {"state": "unknown", "counters": {}}))
+                cam = dict(state.cameras.get(view, {"state": "unknown", "counters": {}}))
                 cam["lost"] = cam.get("state") in LOST_STATES
-                got = self.previews.get(view)
+                got = state.previews.get(view)
                 if got is not None:
                     p, rx_ns = got
                     age_s = (now - rx_ns) / 1e9
@@ -143,8 +188,10 @@ class LiveState:
                     cam["preview"] = None
                 cameras[view] = cam
             return {
-                "session": self.session,
-                "chart": list(self.chart),
+                "walkway": name,
+                "walkways": list(self.walkways),
+                "session": state.session,
+                "chart": list(state.chart),
                 "cameras": cameras,
                 "pipeline": {
                     "windows": self.windows,

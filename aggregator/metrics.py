@@ -4,6 +4,9 @@ Counted here: windows by validity (``valid`` or the reason code), frames used by
 end-to-end latency histograms, sessions started/ended/open, previews, malformed messages, and the cameras'
 own counters (frames sent, send drops, reconnects) as last reported by a camera state event, a heartbeat or
 the end-of-stream statistics. No scores are exported: they are patient data.
+
+Per-window, session and camera metrics carry a ``walkway`` label (the camera pair; few, and configured, so
+the cardinality stays small).
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ class _CameraCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for key, text in CAMERA_COUNTERS.items():
             family = CounterMetricFamily(f"dualgait_camera_{key}", f"Camera: {text} (as last reported)",
-                                         labels=["view"])
-            for view, counters in sorted(self.metrics.camera_counters.items()):
+                                         labels=["view", "walkway"])
+            for (walkway, view), counters in sorted(self.metrics.camera_counters.items()):
                 if key in counters:
-                    family.add_metric([view], counters[key])
+                    family.add_metric([view, walkway], counters[key])
             yield family
         gaps = CounterMetricFamily("dualgait_inference_seq_gaps", "Frames inference never received (sequence "
-                                   "gaps), as of the last end of stream", labels=["view"])
-        for view, value in sorted(self.metrics.seq_gaps.items()):
-            gaps.add_metric([view], value)
+                                   "gaps), as of the last end of stream", labels=["view", "walkway"])
+        for (walkway, view), value in sorted(self.metrics.seq_gaps.items()):
+            gaps.add_metric([view, walkway], value)
         yield gaps
         malformed = CounterMetricFamily("dualgait_aggregator_malformed_messages", "Messages the aggregator dropped "
                                         "as malformed")
@@ -57,25 +60,29 @@ class AggregatorMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.windows = Counter("dualgait_windows", "Window scores received, by validity (valid or reason code)",
-                               ["validity"], registry=r)
-        self.window_frames = Counter("dualgait_window_frames", "Frames used by window scores", ["view"], registry=r)
+                               ["validity", "walkway"], registry=r)
+        self.window_frames = Counter("dualgait_window_frames", "Frames used by window scores", ["view", "walkway"],
+                                     registry=r)
         self.stage_seconds = Histogram("dualgait_stage_seconds", "Time per window spent in each inference stage",
-                                       ["stage"], buckets=SECONDS_BUCKETS, registry=r)
+                                       ["stage", "walkway"], buckets=SECONDS_BUCKETS, registry=r)
         self.latency_seconds = Histogram("dualgait_window_latency_seconds", "Capture of a window's last frame -> "
-                                         "score published", buckets=SECONDS_BUCKETS, registry=r)
+                                         "score published", ["walkway"], buckets=SECONDS_BUCKETS, registry=r)
         self.receive_lag_seconds = Histogram("dualgait_aggregator_receive_seconds", "Aggregator time to handle one "
                                              "window (store, publish, live view)", buckets=SECONDS_BUCKETS,
                                              registry=r)
-        self.sessions_started = Counter("dualgait_sessions_started", "Walk sessions started", registry=r)
-        self.sessions_ended = Counter("dualgait_sessions_ended", "Walk sessions ended, by reason", ["reason"],
-                                      registry=r)
-        self.session_open = Gauge("dualgait_session_open", "1 while a walk session is open", registry=r)
-        self.camera_state = Gauge("dualgait_camera_state", "1 for each camera's current state", ["view", "state"],
-                                  registry=r)
-        self.previews = Counter("dualgait_previews", "Camera previews received", ["view"], registry=r)
-        self.streams_ended = Counter("dualgait_streams_ended", "End-of-stream messages from inference", registry=r)
-        self.camera_counters: dict[str, dict[str, int]] = {}
-        self.seq_gaps: dict[str, float] = {}
+        self.sessions_started = Counter("dualgait_sessions_started", "Walk sessions started", ["walkway"],
+                                        registry=r)
+        self.sessions_ended = Counter("dualgait_sessions_ended", "Walk sessions ended, by reason",
+                                      ["reason", "walkway"], registry=r)
+        self.session_open = Gauge("dualgait_session_open", "1 while a walk session of the walkway is open",
+                                  ["walkway"], registry=r)
+        self.camera_state = Gauge("dualgait_camera_state", "1 for each camera's current state",
+                                  ["view", "state", "walkway"], registry=r)
+        self.previews = Counter("dualgait_previews", "Camera previews received", ["view", "walkway"], registry=r)
+        self.streams_ended = Counter("dualgait_streams_ended", "End-of-stream messages from inference", ["walkway"],
+                                     registry=r)
+        self.camera_counters: dict[tuple[str, str], dict[str, int]] = {}  # (walkway, view) -> counters
+        self.seq_gaps: dict[tuple[str, str], float] = {}                  # (walkway, view) -> gaps
         self.malformed = 0
         r.register(_CameraCollector(self))
         self._server = None
@@ -83,35 +90,43 @@ class AggregatorMetrics:
     # ------------------------------------------------------------------ updates
 
     def window(self, score: WindowScore) -> None:
-        self.windows.labels(validity="valid" if score.valid else (score.reason_code or "unknown")).inc()
+        walkway = score.walkway
+        self.windows.labels(validity="valid" if score.valid else (score.reason_code or "unknown"),
+                            walkway=walkway).inc()
         for view in VIEWS:
-            self.window_frames.labels(view=view).inc(len(score.frames.get(view, [])))
+            self.window_frames.labels(view=view, walkway=walkway).inc(len(score.frames.get(view, [])))
         for stage, ms in score.timings_ms.items():
-            self.stage_seconds.labels(stage=stage).observe(max(0.0, ms) / 1e3)
-        self.latency_seconds.observe(max(0.0, score.latency_ms) / 1e3)
+            self.stage_seconds.labels(stage=stage, walkway=walkway).observe(max(0.0, ms) / 1e3)
+        self.latency_seconds.labels(walkway=walkway).observe(max(0.0, score.latency_ms) / 1e3)
 
     def camera(self, event: CameraState | Heartbeat) -> None:
-        self.camera_counters[event.view] = dict(event.counters)
+        self.camera_counters[(event.walkway, event.view)] = dict(event.counters)
         for state in CAMERA_STATES:
-            self.camera_state.labels(view=event.view, state=state).set(1 if state == event.state else 0)
+            self.camera_state.labels(view=event.view, state=state, walkway=event.walkway).set(
+                1 if state == event.state else 0)
 
     def end_of_stream(self, eos: EndOfStream) -> None:
-        self.streams_ended.inc()
+        self.streams_ended.labels(walkway=eos.walkway).inc()
         for view in VIEWS:
+            key = (eos.walkway, view)
             if f"seq_gaps_{view}" in eos.stats:
-                self.seq_gaps[view] = float(eos.stats[f"seq_gaps_{view}"])
-            counters = {key: int(eos.stats[f"capture_{key}_{view}"]) for key in CAMERA_COUNTERS
-                        if f"capture_{key}_{view}" in eos.stats}
+                self.seq_gaps[key] = float(eos.stats[f"seq_gaps_{view}"])
+            counters = {name: int(eos.stats[f"capture_{name}_{view}"]) for name in CAMERA_COUNTERS
+                        if f"capture_{name}_{view}" in eos.stats}
             if counters:
-                self.camera_counters[view] = {**self.camera_counters.get(view, {}), **counters}
+                self.camera_counters[key] = {**self.camera_counters.get(key, {}), **counters}
 
-    def session_started(self) -> None:
-        self.sessions_started.inc()
-        self.session_open.set(1)
+    def session_started(self, walkway: str) -> None:
+        self.sessions_started.labels(walkway=walkway).inc()
+        self.session_open.labels(walkway=walkway).set(1)
 
-    def session_ended(self, reason: str) -> None:
-        self.sessions_ended.labels(reason=reason).inc()
-        self.session_open.set(0)
+    def session_resumed(self, walkway: str) -> None:
+        """A session left open by the previous aggregator is carried on with (not counted as started)."""
+        self.session_open.labels(walkway=walkway).set(1)
+
+    def session_ended(self, reason: str, walkway: str) -> None:
+        self.sessions_ended.labels(reason=reason, walkway=walkway).inc()
+        self.session_open.labels(walkway=walkway).set(0)
 
     # ------------------------------------------------------------------ endpoint
 

@@ -113,7 +113,6 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
 
 def _loop(hub: AggregatorHub, receiver: Receiver, outputs: _Outputs, stop: StopFlag, *,
           exit_on_end_of_stream: bool) -> None:
-    eos_seen = False
     while not stop:
         for message, received_ns in receiver.poll(POLL_MS):
             try:
@@ -128,15 +127,15 @@ def _loop(hub: AggregatorHub, receiver: Receiver, outputs: _Outputs, stop: StopF
                 elif isinstance(message, Preview):
                     hub.preview(message, received_ns)
                 elif isinstance(message, EndOfStream):
-                    eos_seen = True
                     outputs.emit(hub.end_of_stream(message))
-                    if exit_on_end_of_stream:
+                    if exit_on_end_of_stream and hub.all_streams_ended:  # every walkway's stream
                         stop.set()
                         break
             except sqlite3.Error as exc:  # disk full, database locked by another writer...
                 log.error("session database write failed, window not stored: %s", exc)
         outputs.emit(hub.tick(time.monotonic_ns(), receiver.malformed))
-    if not eos_seen and hub.scorer.current is not None:
-        # stopped before the stream ended: still leave a summary of what was scored (the walk session
-        # stays open in the database: a restarted aggregator carries on with it)
-        outputs.write_summary(hub.scorer.finish(None))
+    summary = hub.stop_summary()
+    if summary is not None:
+        # stopped before a stream ended: still leave a summary of what was scored (the walk sessions
+        # stay open in the database: a restarted aggregator carries on with them)
+        outputs.write_summary(summary)

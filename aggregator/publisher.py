@@ -25,4 +25,4 @@ def session_update(event: str, summary: dict[str, Any], record: dict[str, Any] |
         ci_low=summary["ci_low"], ci_high=summary["ci_high"], ci_level=summary["ci_level"],
         decision=summary["decision"], min_valid_windows=summary["min_valid_windows"],
         decision_threshold=summary["decision_threshold"], window=window, model=summary["model"],
-        untrained=summary["untrained"], synthetic=summary["synthetic"])
+        untrained=summary["untrained"], synthetic=summary["synthetic"], walkway=summary["walkway"])

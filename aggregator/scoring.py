@@ -1,7 +1,9 @@
 """Per-second and cumulative ASD scores from window scores (a stage without sockets).
 
 The cumulative score of a stream is the mean of ``p_asd`` over its valid windows (each valid second
-counts once); invalid windows are reported with their reason and never counted.
+counts once); invalid windows are reported with their reason and never counted. Streams are told apart by
+inference's session (stream) id; each walkway (camera pair) has its own streams, so one walkway's windows
+never change another's cumulative score.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgait.messages import CameraState, EndOfStream, WindowScore
+from dualgait.messages import DEFAULT_WALKWAY, CameraState, EndOfStream, WindowScore
 
 UNTRAINED_NOTE = "untrained model: scores are meaningless"
 SYNTHETIC_NOTE = "model trained on simulated walkers only: scores say nothing about real patients"
@@ -21,6 +23,7 @@ NOT_CLINICAL_NOTE = "research tool: not a medical device, no clinical validity"
 @dataclass(slots=True)
 class StreamAggregate:
     session: str
+    walkway: str = DEFAULT_WALKWAY
     model: str = ""
     untrained: bool = False
     synthetic: bool = False
@@ -45,21 +48,25 @@ def _reason_kind(reason: str) -> str:
 
 
 class ScoreAggregator:
-    """``update(window) -> (record, console line)``; ``finish(eos) -> summary``."""
+    """``update(window) -> (record, console line)``; ``finish(eos) -> summary`` (of the eos's walkway).
+
+    ``current``: the stream of the latest window; ``current_by_walkway``: the latest stream of each walkway.
+    """
 
     MAX_CAMERA_EVENTS = 100  # the summary keeps the latest ones (a flapping camera must not grow it forever)
 
     def __init__(self) -> None:
         self.streams: dict[str, StreamAggregate] = {}
         self.current: StreamAggregate | None = None
+        self.current_by_walkway: dict[str, StreamAggregate] = {}
         self.camera_events: list[dict[str, Any]] = []
-        self.camera_states: dict[str, str] = {}
+        self.camera_states: dict[str, dict[str, str]] = {}  # walkway -> view -> state
 
     def camera_event(self, event: CameraState) -> tuple[dict[str, Any], str]:
         """A camera changed state (forwarded by inference): a record and a console line."""
-        self.camera_states[event.view] = event.state
-        record = {"view": event.view, "state": event.state, "reason": event.reason, "attempt": event.attempt,
-                  "wall_ns": event.wall_ns, "counters": event.counters}
+        self.camera_states.setdefault(event.walkway, {})[event.view] = event.state
+        record = {"walkway": event.walkway, "view": event.view, "state": event.state, "reason": event.reason,
+                  "attempt": event.attempt, "wall_ns": event.wall_ns, "counters": event.counters}
         self.camera_events = [*self.camera_events[-(self.MAX_CAMERA_EVENTS - 1):], record]
         detail = f" ({event.reason})" if event.reason else ""
         attempt = f", attempt {event.attempt}" if event.attempt else ""
@@ -71,8 +78,8 @@ class ScoreAggregator:
     def update(self, score: WindowScore) -> tuple[dict[str, Any], str]:
         agg = self.streams.get(score.session)
         if agg is None:
-            agg = self.streams[score.session] = StreamAggregate(session=score.session)
-        self.current = agg
+            agg = self.streams[score.session] = StreamAggregate(session=score.session, walkway=score.walkway)
+        self.current = self.current_by_walkway[score.walkway] = agg
         agg.model, agg.untrained, agg.synthetic = score.model, score.untrained, score.synthetic
         if agg.t0_mono_ns is None:
             agg.t0_mono_ns = score.t_start_mono_ns
@@ -85,6 +92,7 @@ class ScoreAggregator:
         agg.latencies_ms.append(score.latency_ms)
         t_s = (score.t_start_mono_ns - agg.t0_mono_ns) / 1e9
         record = {
+            "walkway": score.walkway,
             "session": score.session,
             "window": score.window,
             "t_start_s": round(t_s, 3),
@@ -121,15 +129,23 @@ class ScoreAggregator:
         line = (f"window {score.window:3d}  t={t_s:5.1f}s  {body}  latency {score.latency_ms:.0f} ms{tag}")
         return record, line
 
-    def finish(self, eos: EndOfStream | None) -> dict[str, Any]:
-        """Summary of the current stream (after its end-of-stream message, or at shutdown)."""
-        agg = self.current or StreamAggregate(session="")
+    def finish(self, eos: EndOfStream | None, walkway: str | None = None) -> dict[str, Any]:
+        """Summary of a walkway's current stream (after its end-of-stream message, or at shutdown).
+
+        The walkway is the eos's, else ``walkway``, else the one of the latest window.
+        """
+        walkway = eos.walkway if eos is not None else walkway
+        agg = self.current_by_walkway.get(walkway) if walkway is not None else self.current
+        if agg is None and len(self.current_by_walkway) <= 1:
+            agg = self.current  # one walkway only: its stream, whatever the eos says
+        agg = agg or StreamAggregate(session="", walkway=walkway or DEFAULT_WALKWAY)
         lat = sorted(agg.latencies_ms)
 
         def pct(q: float) -> float | None:
             return round(lat[min(len(lat) - 1, round(q * (len(lat) - 1)))], 1) if lat else None
 
         summary: dict[str, Any] = {
+            "walkway": agg.walkway,
             "session": agg.session,
             "windows": agg.windows,
             "valid_windows": agg.valid_windows,
@@ -142,8 +158,8 @@ class ScoreAggregator:
                            "mean": round(statistics.fmean(lat), 1) if lat else None},
             "end_reason": eos.reason if eos else "aggregator stopped",
             "inference_stats": eos.stats if eos else {},
-            "camera_states": dict(self.camera_states),
-            "camera_events": list(self.camera_events),
+            "camera_states": dict(self.camera_states.get(agg.walkway, {})),
+            "camera_events": [e for e in self.camera_events if e["walkway"] == agg.walkway],
             "notes": [NOT_CLINICAL_NOTE] + ([UNTRAINED_NOTE] if agg.untrained else [])
             + ([SYNTHETIC_NOTE] if agg.synthetic else []),
         }

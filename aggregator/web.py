@@ -3,10 +3,14 @@
 Routes::
 
     GET  /                      the page (aggregator/static/index.html + app.js + style.css)
-    GET  /api/state             everything the page shows, JSON (LiveState.snapshot)
-    GET  /api/preview/<view>.jpg  the latest camera preview (404 before the first)
-    POST /api/session/end       end the open walk session (operator command); needs the header
+    GET  /api/state             everything the page shows of one walkway, JSON (LiveState.snapshot)
+    GET  /api/preview/<view>.jpg  the walkway's latest camera preview (404 before the first)
+    POST /api/session/end       end the walkway's open walk session (operator command); needs the header
                                 ``X-Dualgait-Operator: 1`` so that a page of another site cannot post it
+
+Each /api route takes ``?walkway=ID`` (a camera pair). Without it: the first walkway seen for GETs, and for
+the end command the only walkway with an open session (409 when several have one: the answer lists them).
+An unknown walkway is 404, a malformed id 400.
 
 Bound to loopback by default; requests whose Host header is not a loopback name are refused while bound to
 loopback (DNS rebinding), and every response forbids framing and content sniffing.
@@ -31,8 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-from aggregator.live import LiveState
-from dualgait.messages import VIEWS
+from aggregator.live import AMBIGUOUS_WALKWAY, LiveState, UnknownWalkway
+from dualgait.messages import VIEWS, check_walkway_id
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
                    {"WWW-Authenticate": 'Bearer realm="dualgait"'})
         return False
 
+    def _walkway(self) -> tuple[bool, str | None]:
+        """(ok, ``?walkway=``: None when absent); answers 400 and returns (False, None) when it is malformed."""
+        values = parse_qs(urlsplit(self.path).query).get("walkway")
+        if not values:
+            return True, None
+        try:
+            return True, check_walkway_id(values[0])
+        except ValueError as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return False, None
+
     def do_GET(self) -> None:
         if not self._host_ok():
             return self._json(HTTPStatus.FORBIDDEN, {"error": "host not allowed"})
@@ -119,11 +134,19 @@ class _Handler(BaseHTTPRequestHandler):
         if path in STATIC:
             name, content_type = STATIC[path]
             return self._send(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), content_type)
+        if not path.startswith("/api/"):
+            return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        ok, walkway = self._walkway()
+        if not ok:
+            return None
         if path == "/api/state":
-            return self._json(HTTPStatus.OK, self.server.state.snapshot())
+            try:
+                return self._json(HTTPStatus.OK, self.server.state.snapshot(walkway))
+            except UnknownWalkway:
+                return self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown walkway {walkway!r}"})
         if path.startswith("/api/preview/") and path.endswith(".jpg"):
             view = path[len("/api/preview/"):-len(".jpg")]
-            jpeg = self.server.state.preview_jpeg(view) if view in VIEWS else None
+            jpeg = self.server.state.preview_jpeg(view, walkway) if view in VIEWS else None
             if jpeg is None:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": f"no preview of {view!r} yet"})
             return self._send(HTTPStatus.OK, jpeg, "image/jpeg")
@@ -139,8 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get(OPERATOR_HEADER) != "1":
             error = f"operator commands need the header {OPERATOR_HEADER}: 1"
             return self._json(HTTPStatus.FORBIDDEN, {"error": error})
-        result = self.server.state.request("end_session")
-        return self._json(HTTPStatus.OK if result.get("ok") else HTTPStatus.SERVICE_UNAVAILABLE, result)
+        ok, walkway = self._walkway()
+        if not ok:
+            return None
+        result = self.server.state.request("end_session", walkway=walkway)
+        if result.get("ok"):
+            return self._json(HTTPStatus.OK, result)
+        conflict = result.get("reason") == AMBIGUOUS_WALKWAY
+        return self._json(HTTPStatus.CONFLICT if conflict else HTTPStatus.SERVICE_UNAVAILABLE, result)
 
 
 class _Server(ThreadingHTTPServer):

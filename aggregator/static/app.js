@@ -1,4 +1,5 @@
 // dualgait live view: polls /api/state, draws the score chart (SVG), the camera previews (canvas) and health.
+// One walkway (camera pair) at a time, picked in the header (default: the first one the aggregator saw).
 // Nothing is fetched from anywhere but this server.
 "use strict";
 
@@ -6,8 +7,31 @@ const POLL_MS = 500;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const W = 800, H = 260, PAD_L = 36, PAD_R = 8, PAD_T = 10, PAD_B = 24;
 const shownSeq = { front: null, side: null };
+let picked = null;   // the walkway the operator picked (null: the aggregator's default)
+let shown = null;    // the walkway on the page now (what /api/state answered)
 
 function $(sel) { return document.querySelector(sel); }
+function walkwayQuery(walkway) { return walkway ? `walkway=${encodeURIComponent(walkway)}` : ""; }
+
+function renderWalkways(state) {
+  const select = $("#walkway");
+  const ids = state.walkways.length ? state.walkways : [state.walkway];
+  if (select.dataset.ids !== ids.join(",")) {
+    select.replaceChildren(...ids.map((id) => Object.assign(document.createElement("option"), { value: id, textContent: id })));
+    select.dataset.ids = ids.join(",");
+  }
+  select.value = state.walkway;
+  if (shown !== state.walkway) {  // another walkway: never leave the previous one's previews on screen
+    shown = state.walkway;
+    for (const view of Object.keys(shownSeq)) {
+      shownSeq[view] = null;
+      const canvas = $(`#cam-${view} canvas`);
+      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+      delete canvas.dataset.seq;
+    }
+    $("#end-result").textContent = "";
+  }
+}
 function fmt(p) { return p === null || p === undefined ? "–" : p.toFixed(3); }
 
 function el(name, attrs, text) {
@@ -21,7 +45,16 @@ function renderSession(state) {
   const s = state.session;
   const notes = state.notes && state.notes.length ? state.notes : null;
   if (notes) $("#notes").replaceChildren(...notes.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
-  if (!s) return;
+  if (!s) {
+    $("#session-id").textContent = "–";
+    $("#session-status").textContent = "no session yet";
+    $("#session-status").className = "status";
+    for (const id of ["#cumulative", "#decision"]) $(id).textContent = "–";
+    for (const id of ["#ci", "#valid-needed", "#invalid"]) $(id).textContent = "";
+    $("#valid-count").textContent = "0";
+    $("#end-session").disabled = true;
+    return;
+  }
   $("#session-id").textContent = s.id;
   const status = $("#session-status");
   status.textContent = s.status === "open" ? "open" : `ended (${s.end_reason})`;
@@ -75,9 +108,10 @@ function renderChart(state) {
   svg.dataset.windows = points.length;
 }
 
-function drawPreview(view, preview, canvas) {
+function drawPreview(view, preview, canvas, walkway) {
   const img = new Image();
   img.onload = () => {
+    if (walkway !== shown) return;  // the operator switched walkways while it loaded
     canvas.width = img.naturalWidth;
     canvas.height = img.naturalHeight;
     const ctx = canvas.getContext("2d");
@@ -91,7 +125,7 @@ function drawPreview(view, preview, canvas) {
     }
     canvas.dataset.seq = preview.seq;
   };
-  img.src = `/api/preview/${view}.jpg?seq=${preview.seq}`;
+  img.src = `/api/preview/${view}.jpg?seq=${preview.seq}&${walkwayQuery(walkway)}`;
 }
 
 function renderCameras(state) {
@@ -110,7 +144,7 @@ function renderCameras(state) {
       (cam.reason ? ` — ${cam.reason}` : "");
     if (cam.preview && cam.preview.seq !== shownSeq[view]) {
       shownSeq[view] = cam.preview.seq;
-      drawPreview(view, cam.preview, box.querySelector("canvas"));
+      drawPreview(view, cam.preview, box.querySelector("canvas"), state.walkway);
     }
   }
 }
@@ -136,8 +170,14 @@ function renderPipeline(state) {
 
 async function poll() {
   try {
-    const response = await fetch("/api/state", { cache: "no-store" });
+    const response = await fetch(`/api/state?${walkwayQuery(picked)}`, { cache: "no-store" });
+    if (response.status === 404 && picked) {  // a walkway this aggregator has not seen (e.g. after a restart)
+      picked = null;
+      setTimeout(poll, 0);
+      return;
+    }
     const state = await response.json();
+    renderWalkways(state);
     renderSession(state);
     renderChart(state);
     renderCameras(state);
@@ -151,8 +191,13 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
+$("#walkway").addEventListener("change", (event) => {
+  picked = event.target.value;
+});
+
 $("#end-session").addEventListener("click", async () => {
-  const response = await fetch("/api/session/end", { method: "POST", headers: { "X-Dualgait-Operator": "1" } });
+  const response = await fetch(`/api/session/end?${walkwayQuery(shown)}`,
+                               { method: "POST", headers: { "X-Dualgait-Operator": "1" } });
   const result = await response.json();
   $("#end-result").textContent = result.ended ? `session ${result.ended} ended` : (result.error || "no open session");
 });

@@ -107,6 +107,20 @@ def test_live_view_loads_updates_and_shows_a_lost_camera(tmp_path, scores_pub, b
         # the operator ends the session from the page
         browser.find_element("id", "end-session").click()
         _wait(browser, "document.querySelector('#session-status').textContent === 'ended (operator)'")
+        # a second walkway appears: the selector lists it, and picking it shows its own session and cameras
+        from selenium.webdriver.support.ui import Select
+
+        scores_pub.send_multipart(encode_score(score(0, 0.3, stream="east-1", walkway="east", synthetic=True)))
+        _wait(browser, "document.querySelectorAll('#walkway option').length === 2")
+        picker = Select(browser.find_element("id", "walkway"))
+        assert [o.text for o in picker.options] == ["main", "east"] and picker.first_selected_option.text == "main"
+        picker.select_by_value("east")
+        _wait(browser, "document.querySelector('#session-id').textContent === '2'")
+        assert browser.find_element("id", "session-status").text == "open"
+        assert browser.find_element("id", "cumulative").text == "0.300"
+        assert _wait(browser, "document.querySelector('#chart').dataset.windows === '1'")
+        assert browser.find_element("css selector", "#cam-side .state").text == "no data"  # not main's LOST side
+        scores_pub.send_multipart(encode_eos(EndOfStream(source="inference", walkway="east")))
         scores_pub.send_multipart(encode_eos(EndOfStream(source="inference")))
         assert agg.wait() == 0
     finally:

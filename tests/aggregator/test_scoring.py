@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from aggregator.scoring import NOT_CLINICAL_NOTE, UNTRAINED_NOTE, ScoreAggregator, summary_lines
-from dualgait.messages import EndOfStream, WindowScore
+from dualgait.messages import CameraState, EndOfStream, WindowScore
 
 S = 1_000_000_000
 
@@ -195,3 +195,18 @@ def test_synthetic_model_is_labelled_on_every_line_and_in_the_summary():
     assert summary["synthetic"] is True
     assert any("simulated walkers" in note for note in summary["notes"])
     assert "NOTE: model trained on simulated walkers only" in "\n".join(summary_lines(summary))
+
+
+def test_walkways_are_kept_apart_in_records_and_summaries():
+    """Records name their walkway; an end of stream summarises its own walkway's stream and cameras."""
+    agg = ScoreAggregator()
+    record_a, _ = agg.update(replace(_score(0, 0.2, session="a"), walkway="A"))
+    agg.update(replace(_score(0, 0.8, session="b"), walkway="B"))
+    agg.camera_event(CameraState(view="front", state="stalled", walkway="B"))
+    agg.camera_event(CameraState(view="front", state="connected", walkway="A"))
+    assert record_a["walkway"] == "A"
+    summary = agg.finish(EndOfStream(source="inference", walkway="B"))
+    assert (summary["walkway"], summary["session"], summary["cumulative_p_asd"]) == ("B", "b", 0.8)
+    assert summary["camera_states"] == {"front": "stalled"}
+    assert [e["walkway"] for e in summary["camera_events"]] == ["B"]
+    assert agg.finish(None, "A")["session"] == "a" and agg.finish(None)["session"] == "b"  # None: the latest
