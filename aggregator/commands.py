@@ -8,11 +8,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import urlencode
 
 from aggregator.config import AggregatorConfig
 from aggregator.export import FORMATS, export_session
 from aggregator.store import SessionStore, StoreError
 from aggregator.web import OPERATOR_HEADER
+from dualgait.messages import DEFAULT_WALKWAY, check_walkway_id
 
 
 def add_session_args(parser: argparse.ArgumentParser,
@@ -26,10 +28,21 @@ def add_session_args(parser: argparse.ArgumentParser,
     export.add_argument("--output", default=".", help="folder for session-<id>.csv/.json/.png (default: here)")
     export.add_argument("--format", dest="formats", default=",".join(FORMATS),
                         help=f"comma-separated, from {', '.join(FORMATS)} (default: all)")
-    end = sub.add_parser("end", help="end the open walk session of the running aggregator (operator command)")
+    end = sub.add_parser("end", help="end the open walk session of a walkway of the running aggregator "
+                         "(operator command)")
     end.add_argument("--url", help="the aggregator's live view (default: from aggregator.http in the config)")
+    end.add_argument("--walkway", metavar="ID", type=_walkway_arg,
+                     help="the walkway (camera pair) whose session to end (default: the only one with an open "
+                          "session)")
     for p in (listing, export, end):
         common(p)
+
+
+def _walkway_arg(value: str) -> str:
+    try:
+        return check_walkway_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _db(cfg: AggregatorConfig) -> SessionStore:
@@ -58,7 +71,7 @@ def run_session_command(args: argparse.Namespace, cfg: AggregatorConfig) -> int:
             for s in sessions:
                 ci = f"[{_p(s['ci_low'])}-{_p(s['ci_high'])}]" if s["ci_low"] is not None else "[  -  ]"
                 model = " untrained" if s["untrained"] else " synthetic-model" if s["synthetic"] else ""
-                print(f"{s['id']:5d}  {_time(s['started_wall_ns'])}  {s['status']:6s} "
+                print(f"{s['id']:5d}  {_time(s['started_wall_ns'])}  {s['walkway']:12s} {s['status']:6s} "
                       f"{(s['end_reason'] or ''):13s} {s['valid_windows']:4d}/{s['windows']:<4d} valid  "
                       f"p_asd {_p(s['cumulative_p_asd'])} {ci}  {s['decision']}{model}")
             return 0
@@ -77,18 +90,32 @@ def run_session_command(args: argparse.Namespace, cfg: AggregatorConfig) -> int:
 def _end(args: argparse.Namespace, cfg: AggregatorConfig) -> int:
     host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "") else cfg.http.host
     url = (args.url or f"http://{host}:{cfg.http.port}/").rstrip("/") + "/api/session/end"
-    request = urllib.request.Request(url, data=b"{}", method="POST",
+    query = f"?{urlencode({'walkway': args.walkway})}" if args.walkway else ""
+    request = urllib.request.Request(url + query, data=b"{}", method="POST",
                                      headers={OPERATOR_HEADER: "1", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=5.0) as response:
             result = json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if exc.code == 409:  # several walkways have an open session: the aggregator's answer lists them
+            raise OSError(_error_of(exc) or f"the aggregator at {url} refused: HTTP 409") from None
         raise OSError(f"the aggregator at {url} refused: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OSError(f"cannot reach the aggregator at {url}: {reason}") from None
+    walkway = result.get("walkway") or args.walkway
+    on = f" (walkway {walkway})" if walkway not in (None, DEFAULT_WALKWAY) else ""
     if result.get("ended") is None:
-        print("no open session")
+        print(f"no open session{on}")
     else:
-        print(f"ended session {result['ended']}")
+        print(f"ended session {result['ended']}{on}")
     return 0
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str | None:
+    """The ``error`` of a JSON error answer (one line), if it has one."""
+    try:
+        error = json.loads(exc.read()).get("error")
+    except (ValueError, AttributeError, OSError):
+        return None
+    return " ".join(str(error).split()) if error else None

@@ -136,3 +136,44 @@ def test_bad_db_path_and_busy_port_are_one_line_errors(tmp_path):
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"cannot serve the live view on 127.0.0.1:{port}" in result.stderr
+
+
+def test_two_walkways_over_zeromq_and_the_cli_ends_one(tmp_path, scores_pub):
+    """Interleaved windows of two walkways on one scores socket: two sessions; ``session end`` without --walkway is
+    a one-line error naming both, with --walkway it ends that walkway's session only; ``session list`` shows it."""
+    config = write_config(tmp_path, session={"gone_timeout_s": 120.0})  # the CLI runs take seconds
+    db = tmp_path / "sessions.db"
+    agg = AggregatorProcess(config, tmp_path)
+    cli = [sys.executable, "-m", "dualgait", "session"]
+    try:
+        for i in range(3):
+            scores_pub.send_multipart(encode_window(score(i, 0.8, stream="a-1", walkway="east")))
+            scores_pub.send_multipart(encode_window(score(i, 0.2, stream="b-1", walkway="west")))
+        _wait_stored(db, 6)
+        ambiguous = subprocess.run([*cli, "end", "--url", agg.url(), "--config", str(config)], capture_output=True,
+                                   text=True, timeout=30)
+        assert ambiguous.returncode == 2 and len(ambiguous.stderr.strip().splitlines()) == 1, ambiguous.stderr
+        assert "several walkways have an open session (east, west)" in ambiguous.stderr
+        ended = subprocess.run([*cli, "end", "--walkway", "west", "--url", agg.url(), "--config", str(config)],
+                               capture_output=True, text=True, timeout=30)
+        assert ended.returncode == 0 and ended.stdout.strip() == "ended session 2 (walkway west)", ended.stderr
+        bad = subprocess.run([*cli, "end", "--walkway", "no way", "--config", str(config)], capture_output=True,
+                             text=True, timeout=30)
+        assert bad.returncode == 2 and "walkway id" in bad.stderr
+        scores_pub.send_multipart(encode_eos(EndOfStream(source="inference", walkway="east")))
+        time.sleep(1.0)
+        assert agg.proc.poll() is None  # exit_on_end_of_stream: it waits for the end of every walkway's stream
+        scores_pub.send_multipart(encode_eos(EndOfStream(source="inference", walkway="west")))
+        assert agg.wait() == 0
+    finally:
+        agg.kill()
+    assert any(line.startswith("[east] session 1 ended (end_of_stream): 3 valid") for line in agg.lines), agg.lines
+    assert any(line.startswith("[west] session 2 ended (operator)") for line in agg.lines), agg.lines
+    store = SessionStore(db, read_only=True)
+    assert [(s["id"], s["walkway"], s["end_reason"]) for s in store.list_sessions()] == [
+        (2, "west", "operator"), (1, "east", "end_of_stream")]
+    assert store.get_session(1)["cumulative_p_asd"] == pytest.approx(0.8)
+    assert store.get_session(2)["cumulative_p_asd"] == pytest.approx(0.2)
+    listing = subprocess.run([*cli, "list", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    assert [(r[0], r[3]) for r in rows] == [("2", "west"), ("1", "east")], listing.stdout
