@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from dualgait.config import DualgaitConfig, dump_config, with_overrides
-from dualgait.messages import VIEWS, ProcessEvent, encode_process_event
+from dualgait.configtools import to_mapping
+from dualgait.messages import DEFAULT_WALKWAY, VIEWS, ProcessEvent, encode_process_event
 from dualgait.supervisor import ChildSpec, GaveUp, Supervisor
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,18 @@ def _wait_ready(sup: Supervisor, ready_files: dict[str, Path], timeout_s: float,
 def ipc_endpoints(run_dir: Path) -> dict[str, str]:
     """Private ipc endpoints in a run folder: no port clashes, nothing reachable from the network."""
     return {name: f"ipc://{run_dir / name}.sock" for name in ("front", "side", "scores")}
+
+
+def private_endpoint_overrides(cfg: DualgaitConfig, run_dir: Path) -> dict[str, Any]:
+    """Overrides putting every endpoint of ``cfg`` (extra walkways' cameras included) on ipc in ``run_dir``."""
+    walkways = [{**to_mapping(w), "front_endpoint": f"ipc://{run_dir / w.id}-front.sock",
+                 "side_endpoint": f"ipc://{run_dir / w.id}-side.sock"} for w in cfg.walkways]
+    return {"endpoints": ipc_endpoints(run_dir), "walkways": walkways}
+
+
+def capture_name(walkway: str, view: str) -> str:
+    """The supervisor's name of a capture process: ``capture-front`` for walkway main, ``capture-<id>-front``."""
+    return f"capture-{view}" if walkway == DEFAULT_WALKWAY else f"capture-{walkway}-{view}"
 
 
 # --------------------------------------------------------------------------- restarted captures
@@ -225,10 +238,18 @@ def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_d
     with tempfile.TemporaryDirectory(prefix="dualgait-run-") as tmp, _stop_on_signals() as got:
         run_dir = Path(tmp)
         if private_endpoints:
-            cfg = with_overrides(cfg, {"endpoints": ipc_endpoints(run_dir), "supervisor": {
+            cfg = with_overrides(cfg, {**private_endpoint_overrides(cfg, run_dir), "supervisor": {
                 "event_endpoint": f"ipc://{run_dir / 'events'}.sock" if cfg.supervisor.event_endpoint else None}})
         cfg_path = run_dir / "config.yaml"
         dump_config(cfg, cfg_path)
+        captures: dict[str, tuple[str, str, list[str]]] = {}  # name -> (walkway, view, its config's argv)
+        for walkway in cfg.walkway_ids():
+            path = cfg_path
+            if walkway != DEFAULT_WALKWAY:  # its captures see its cameras as capture.front/side
+                path = run_dir / f"config-{walkway}.yaml"
+                dump_config(cfg.for_walkway(walkway), path)
+            argv = ["--config", str(path), "--log-level", log_level]
+            captures.update({capture_name(walkway, view): (walkway, view, argv) for view in VIEWS})
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         common = ["--config", str(cfg_path), "--log-level", log_level]
@@ -238,21 +259,21 @@ def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_d
                      "aggregate" if name == "aggregator" else "infer", *common,
                      *(["--ready-file", str(ready[name])] if restarts == 0 else [])))
                  for name in ("aggregator", "inference")]
-        specs += [ChildSpec(f"capture-{view}", _capture_command(cfg, view, common, start_at,
-                                                                 max(cfg.capture.start_delay_s, 0.5)))
-                  for view in VIEWS]
+        specs += [ChildSpec(name, _capture_command(cfg.for_walkway(walkway), view, argv, start_at,
+                                                   max(cfg.capture.start_delay_s, 0.5)))
+                  for name, (walkway, view, argv) in captures.items()]
         publisher = _EventPublisher(cfg.supervisor.event_endpoint)
         # stopped upstream first: what inference still publishes while it stops reaches the aggregator
-        order = [[f"capture-{view}" for view in VIEWS], ["inference"], ["aggregator"]]
+        order = [list(captures), ["inference"], ["aggregator"]]
         sup = Supervisor(cfg.supervisor, specs, spawn=lambda argv: spawn(argv, env), publish=publisher,
                          stop_order=order)
         try:
             sup.start(["aggregator", "inference"])
             _wait_ready(sup, ready, timeout_s=300, stop=lambda: bool(got))
-            # one shared start instant for both views, far enough ahead for the subscriptions to connect
+            # one shared start instant for every camera, far enough ahead for the subscriptions to connect
             start_at.append(time.time() + start_delay_s)
             if not got:
-                sup.start([f"capture-{view}" for view in VIEWS])
+                sup.start(list(captures))
             return _watch(sup, got, timeout_s)
         except GaveUp as exc:
             raise LaunchError(str(exc)) from None

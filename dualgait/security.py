@@ -89,11 +89,25 @@ def needs_curve(endpoint: str, mode: str) -> bool:
 
 
 def configured_endpoints(cfg: Any) -> dict[str, str]:
-    """Endpoint name -> endpoint of a DualgaitConfig (``publish`` only when set)."""
+    """Endpoint name -> endpoint of a DualgaitConfig (``publish`` only when set; the cameras of each extra walkway
+    as ``<id>.front`` and ``<id>.side``, whose servers hold this host's key pair)."""
     out = {"front": cfg.endpoints.front, "side": cfg.endpoints.side, "scores": cfg.endpoints.scores}
     if cfg.aggregator.publish_endpoint:
         out["publish"] = cfg.aggregator.publish_endpoint
+    for walkway in getattr(cfg, "walkways", ()):
+        out[f"{walkway.id}.front"] = walkway.front_endpoint
+        out[f"{walkway.id}.side"] = walkway.side_endpoint
     return out
+
+
+def endpoint_setting(name: str) -> str:
+    """Where the endpoint called ``name`` (see :func:`configured_endpoints`) is set in the configuration."""
+    if name == "publish":
+        return "aggregator.publish_endpoint"
+    if "." in name:
+        walkway, view = name.rsplit(".", 1)
+        return f"walkways[{walkway}].{view}_endpoint"
+    return f"endpoints.{name}"
 
 
 def check_endpoints(cfg: Any) -> None:
@@ -102,10 +116,9 @@ def check_endpoints(cfg: Any) -> None:
         return
     for name, endpoint in configured_endpoints(cfg).items():
         if endpoint.startswith("tcp://") and not is_loopback(endpoint):
-            where = "aggregator.publish_endpoint" if name == "publish" else f"endpoints.{name}"
-            raise ConfigError(f"{where} ({endpoint}) is not loopback and security.curve is off: patient data "
-                              "would leave the host unencrypted (set security.curve to auto and create keys "
-                              "with 'dualgait keys generate')")
+            raise ConfigError(f"{endpoint_setting(name)} ({endpoint}) is not loopback and security.curve is off: "
+                              "patient data would leave the host unencrypted (set security.curve to auto and "
+                              "create keys with 'dualgait keys generate')")
 
 
 def _expand(path: str) -> Path:
@@ -247,7 +260,7 @@ class Curve:
         if not needing:
             return None
         keys_dir = _expand(sec.keys_dir)
-        where = "aggregator.publish_endpoint" if needing[0] == "publish" else f"endpoints.{needing[0]}"
+        where = endpoint_setting(needing[0])
         public, secret = read_key_pair(keys_dir, sec.key_name, f"{where} ({endpoints[needing[0]]})")
         allowed_dir = None
         if any(n in binds for n in needing):

@@ -3,7 +3,9 @@
 :class:`YoloDetector` runs the model once per sample on both views' frames together (a batch of two:
 one call, one preprocessing pass; on a GPU one kernel launch per layer for both views) and feeds each
 view's boxes to that view's own ByteTrack instance (Ultralytics' ``BYTETracker``), so track ids never
-mix across views. Which person is the patient is decided later, by :mod:`inference.patient`.
+mix across views. Which person is the patient is decided later, by :mod:`inference.patient`. The network itself
+(:class:`YoloModel`) is shared by every walkway an inference process serves, so their frames can go through it
+in one batch (:mod:`inference.walkways`).
 
 The tracker sees only the sampled frames (8 per second by default), so its buffer of lost tracks is set
 in samples (``track_buffer_samples``), not camera frames.
@@ -15,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -75,15 +77,18 @@ def _load_problem(exc: BaseException) -> str:
     return line if len(line) <= 200 else line[:197] + "..."
 
 
-class YoloDetector:
-    """Ultralytics YOLO (any format it loads: OpenVINO, .pt, ONNX, TensorRT .engine) + ByteTrack per view."""
+class YoloModel:
+    """The loaded Ultralytics YOLO network (any format it loads: OpenVINO, .pt, ONNX, TensorRT .engine).
 
-    def __init__(self, cfg: DetectorConfig, *, views: tuple[str, ...] = ("front", "side")) -> None:
+    Stateless between calls: one instance can serve every walkway's :class:`YoloDetector` (their trackers are
+    their own), so one inference process loads the detector once and can batch frames of several walkways.
+    """
+
+    def __init__(self, cfg: DetectorConfig) -> None:
         weights = Path(cfg.weights)
         if not weights.exists():
             raise DetectorError(f"detector weights not found: {weights} (set inference.detector.weights)")
-        self._cfg = cfg
-        self.views = views
+        self.cfg = cfg
         try:
             from ultralytics import YOLO
 
@@ -91,9 +96,34 @@ class YoloDetector:
             # exported formats (OpenVINO, ONNX, TensorRT) are only read on the first prediction: make it here, so
             # a truncated or incomplete export is a DetectorError now, not an exception in the middle of a run
             blank = np.zeros((cfg.imgsz_px * 9 // 16, cfg.imgsz_px, 3), dtype=np.uint8)  # 16:9, batched as track()
-            self._predict([blank] * (len(views) if cfg.batch_views else 1))
+            self.predict([blank] * (2 if cfg.batch_views else 1))
         except Exception as exc:  # Ultralytics and the runtimes raise many types for unreadable weights
             raise DetectorError(f"cannot load detector weights {weights}: {_load_problem(exc)}") from None
+
+    def _call(self, images: list[np.ndarray]) -> list[Any]:
+        cfg = self.cfg
+        extra = {"half": True} if cfg.half else {}  # passing half=False makes Ultralytics warn on every call
+        return self._model.predict(images, classes=[cfg.person_class], conf=cfg.conf, iou=cfg.iou,
+                                   imgsz=cfg.imgsz_px, device=cfg.device, verbose=False, **extra)
+
+    def predict(self, images: list[np.ndarray]) -> list[Any]:
+        """(H, W, 3) BGR images -> their person boxes (Ultralytics ``Boxes`` on the CPU, one per image); one model
+        call for all of them with ``batch_views``, else one call per image."""
+        results = self._call(images) if self.cfg.batch_views else [self._call([image])[0] for image in images]
+        return [result.boxes.cpu().numpy() for result in results]
+
+
+class YoloDetector:
+    """A :class:`YoloModel` + one ByteTrack (or BoT-SORT without ReID) per view.
+
+    ``model``: share an already loaded network (one per process, whatever the number of walkways).
+    """
+
+    def __init__(self, cfg: DetectorConfig, *, views: tuple[str, ...] = ("front", "side"),
+                 model: YoloModel | None = None) -> None:
+        self._cfg = cfg
+        self.views = views
+        self.model = model if model is not None else YoloModel(cfg)
         self.reset()
 
     def _new_tracker(self):
@@ -113,23 +143,17 @@ class YoloDetector:
         """Forget every track (a new walk or stream): fresh ids, no Kalman state from the last walk."""
         self._trackers = {view: self._new_tracker() for view in self.views}
 
-    def _predict(self, images: list[np.ndarray]):
-        cfg = self._cfg
-        extra = {"half": True} if cfg.half else {}  # passing half=False makes Ultralytics warn on every call
-        return self._model.predict(images, classes=[cfg.person_class], conf=cfg.conf, iou=cfg.iou,
-                                   imgsz=cfg.imgsz_px, device=cfg.device, verbose=False, **extra)
-
     def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]:
         """view -> (H, W, 3) BGR image; returns view -> people with track ids."""
         views = list(images)
-        if self._cfg.batch_views:
-            results = self._predict([images[v] for v in views])
-        else:
-            results = [self._predict([images[v]])[0] for v in views]
+        boxes = self.model.predict([images[v] for v in views])
+        return self.assign(images, dict(zip(views, boxes, strict=True)))
+
+    def assign(self, images: Mapping[str, np.ndarray], boxes: Mapping[str, Any]) -> dict[str, list[Detection]]:
+        """Feed each view's detected boxes (from :meth:`YoloModel.predict`) to that view's tracker."""
         out: dict[str, list[Detection]] = {}
-        for view, result in zip(views, results, strict=True):
-            boxes = result.boxes.cpu().numpy()
-            tracks = self._trackers[view].update(boxes, images[view])  # (N, 8) x1 y1 x2 y2 id score cls idx
+        for view, image in images.items():
+            tracks = self._trackers[view].update(boxes[view], image)  # (N, 8) x1 y1 x2 y2 id score cls idx
             out[view] = [Detection((float(t[0]), float(t[1]), float(t[2]), float(t[3])), float(t[5]), int(t[4]))
                          for t in tracks]
         return out

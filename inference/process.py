@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import zmq
 
 from dualgait.config import DualgaitConfig
 from dualgait.messages import (
+    DEFAULT_WALKWAY,
     VIEWS,
     CameraState,
     EndOfStream,
@@ -26,28 +27,33 @@ from dualgait.messages import (
 from dualgait.security import Curve
 from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
+from inference.config import InferenceConfig
 from inference.preview import PreviewThrottle
 
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
-    """Load the detector and the model, warm them up (first calls compile), and return the pipeline."""
-    import numpy as np
-
-    from inference.detector import YoloDetector
-    from inference.engines import set_torch_threads
-    from inference.engines.factory import create_runner
-    from inference.pipeline import InferencePipeline
-
+def _inference_config(cfg: DualgaitConfig) -> InferenceConfig:
     icfg = cfg.inference
     if cfg.capture.lossless and icfg.window.max_frame_age_s is not None:
         # lossless replay is paced by inference: frames wait in the queue by design, so age says nothing
         icfg = replace(icfg, window=replace(icfg.window, max_frame_age_s=None))
+    return icfg
+
+
+def _load_models(cfg: DualgaitConfig, *, batch: int = 1):
+    """The detector network and the model runner, warmed up (first calls compile) for up to ``batch`` walkways."""
+    import numpy as np
+
+    from inference.detector import YoloModel
+    from inference.engines import set_torch_threads
+    from inference.engines.factory import create_runner
+
+    icfg = _inference_config(cfg)
     t0 = time.perf_counter()
-    detector = YoloDetector(icfg.detector)
+    detector = YoloModel(icfg.detector)
     blank = np.zeros((icfg.detector.imgsz_px, icfg.detector.imgsz_px, 3), dtype=np.uint8)
-    detector.track(dict.fromkeys(VIEWS, blank))
+    detector.predict([blank] * (2 * batch))
     # Ultralytics sets torch to one thread on its first predict: set ours back after it
     threads = set_torch_threads(icfg.model.threads)
     runner = create_runner(icfg.model, input_px=icfg.crop.input_px, frames=icfg.window.frames)
@@ -56,7 +62,30 @@ def build_pipeline(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.mo
              threads)
     if runner.untrained:
         log.warning("untrained model: scores are meaningless")
-    return InferencePipeline(icfg, detector=detector, engine=runner, clock_ns=clock_ns)
+    return detector, runner
+
+
+def build_pipeline(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
+    """Load the detector and the model, warm them up, and return the pipeline of walkway ``main``."""
+    return build_batcher(cfg.for_walkway(DEFAULT_WALKWAY), clock_ns=clock_ns).pipelines[DEFAULT_WALKWAY]
+
+
+def build_batcher(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
+    """One pipeline per walkway (``main`` and ``walkways``), sharing one detector network and one model."""
+    from inference.detector import YoloDetector
+    from inference.pipeline import InferencePipeline
+    from inference.walkways import WalkwayBatcher
+
+    ids = cfg.walkway_ids()
+    network, runner = _load_models(cfg, batch=len(ids))
+    pipelines = {}
+    for walkway in ids:
+        icfg = _inference_config(cfg.for_walkway(walkway))
+        pipelines[walkway] = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network),
+                                               engine=runner, clock_ns=clock_ns, walkway=walkway)
+    if len(ids) > 1:
+        log.info("serving %d walkways: %s", len(ids), ", ".join(ids))
+    return WalkwayBatcher(pipelines, engine=runner)
 
 
 class LosslessReceiver:
@@ -110,74 +139,162 @@ def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig, *, curve: Curve | Non
     return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm, curve=curve) for view in VIEWS}
 
 
-def serve(pipeline, receiver: Receiver | LosslessReceiver, scores_out: zmq.Socket, monitor: CameraMonitor,
-          stop: StopFlag, *, exit_on_end_of_stream: bool, poll_ms: int = 200,
-          previews: PreviewThrottle | None = None) -> None:
-    """The receive loop: frames -> pipeline -> scores; camera states forwarded; a stream ends when both views
-    have ended (``ended`` state, end-of-stream, or silence, see :class:`CameraMonitor`). Camera previews
-    with the patient's latest box go out through ``previews`` (at most its rate per view)."""
+@dataclass(slots=True)
+class WalkwayInput:
+    """One walkway's receiving side in the process loop: its sockets' receiver, camera monitor and previews."""
+
+    walkway: str
+    receiver: Receiver | LosslessReceiver
+    monitor: CameraMonitor
+    previews: PreviewThrottle | None = None
+    finished: bool = False  # its stream ended and the process exits at the end of every walkway's
+
+    def sockets(self) -> list[zmq.Socket]:
+        if isinstance(self.receiver, LosslessReceiver):
+            return [r.sock for r in self.receiver.receivers.values()]
+        return [self.receiver.sock]
+
+
+class _Inputs:
+    """Every walkway's input; one walkway polls its receiver as before, several are polled together."""
+
+    def __init__(self, inputs: list[WalkwayInput], *, per_walkway_messages: int = 32) -> None:
+        self.inputs = inputs
+        self.per_walkway = per_walkway_messages
+        self.waited_ns = 0
+        self.poller = zmq.Poller()
+        for io in inputs:
+            for sock in io.sockets():
+                self.poller.register(sock, zmq.POLLIN)
+        if len(inputs) > 1:  # the process's idle clock is this poll's, not any one receiver's
+            for io in inputs:
+                io.monitor.idle_ns = self.idle_ns
+
+    def idle_ns(self) -> int:
+        return self.waited_ns + sum(io.receiver.waited_ns() if isinstance(io.receiver, LosslessReceiver)
+                                    else io.receiver.waited_ns for io in self.inputs)
+
+    def poll(self, timeout_ms: int) -> Iterator[tuple[WalkwayInput, Message, int]]:
+        if len(self.inputs) == 1:
+            io = self.inputs[0]
+            for message, received_ns in io.receiver.poll(timeout_ms):
+                yield io, message, received_ns
+            return
+        t0 = time.monotonic_ns()
+        ready = self.poller.poll(timeout_ms)
+        self.waited_ns += time.monotonic_ns() - t0
+        if not ready:
+            return
+        got = False
+        for io in self.inputs:  # round robin: a busy walkway does not starve the others
+            for message, received_ns in io.receiver.poll(0, max_messages=self.per_walkway):
+                got = True
+                yield io, message, received_ns
+        if not got:  # lossless: the queued messages are of a view that waits for the other one (no busy loop)
+            time.sleep(0.002)
+            self.waited_ns += 2_000_000
+
+    @property
+    def malformed(self) -> int:
+        return sum(io.receiver.malformed for io in self.inputs)
+
+
+def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: StopFlag, *,
+          exit_on_end_of_stream: bool, poll_ms: int = 200) -> None:
+    """The receive loop: frames -> the walkways' pipelines (``batcher``, :class:`inference.walkways.WalkwayBatcher`)
+    -> scores; camera states, heartbeats and previews forwarded with their walkway. A walkway's stream ends when
+    both its views have ended (``ended`` state, end-of-stream, or silence, see :class:`CameraMonitor`). At the end
+    of each receive burst the batcher runs what waits for a batch (:meth:`WalkwayBatcher.flush`)."""
+    source = _Inputs(inputs)
+    pipelines = batcher.pipelines
+
+    def publish(scores) -> None:
+        for score in scores:
+            scores_out.send_multipart(encode_window(pipelines[score.walkway].stamp_latency(score)))
+
     while not stop:
-        for message, received_ns in receiver.poll(poll_ms):
+        for io, message, received_ns in source.poll(poll_ms):
             if stop:
                 break  # a lagging inference answers SIGTERM within one frame, not one batch of up to 256
+            monitor = io.monitor
             if isinstance(message, Frame):
                 monitor.heard(message.view)
-                for score in pipeline.push(message, received_ns=received_ns):
-                    scores_out.send_multipart(encode_window(pipeline.stamp_latency(score)))
-                if previews is not None:
-                    patient = pipeline.latest_patient.get(message.view)
-                    preview = previews.offer(message, patient.box_xyxy if patient else None,
-                                             patient.track_id if patient else None)
+                publish(batcher.push(io.walkway, message, received_ns=received_ns))
+                if io.previews is not None:
+                    patient = pipelines[io.walkway].latest_patient.get(message.view)
+                    preview = io.previews.offer(message, patient.box_xyxy if patient else None,
+                                                patient.track_id if patient else None)
                     if preview is not None:
+                        preview.walkway = io.walkway
                         scores_out.send_multipart(encode_preview(preview))
             elif isinstance(message, Heartbeat):
                 monitor.heartbeat(message)
+                message.walkway = io.walkway
                 scores_out.send_multipart(encode_heartbeat(message))  # the aggregator's camera health stays current
             elif isinstance(message, CameraState):
                 if monitor.camera_state(message):
+                    message.walkway = io.walkway
                     scores_out.send_multipart(encode_camera_state(message))  # the aggregator shows them
             elif isinstance(message, EndOfStream) and message.source in VIEWS:
-                log.info("end of stream from %s: %s", message.source, message.reason)
+                log.info("end of stream from %s of walkway %s: %s", message.source, io.walkway, message.reason)
                 monitor.end_of_stream(message.source, message.reason)
-        for event in monitor.silent_views():
-            scores_out.send_multipart(encode_camera_state(event))
-        if monitor.all_ended:
-            eos = pipeline.end("end of stream from both views")
-            eos.stats["malformed_messages"] = receiver.malformed
-            eos.stats.update(monitor.stats())
+        publish(batcher.flush())
+        for io in inputs:
+            if io.finished:
+                continue
+            for event in io.monitor.silent_views():
+                event.walkway = io.walkway
+                scores_out.send_multipart(encode_camera_state(event))
+            if io.monitor.all_ended:
+                pipeline = pipelines[io.walkway]
+                eos = pipeline.end("end of stream from both views")
+                eos.stats["malformed_messages"] = io.receiver.malformed
+                eos.stats.update(io.monitor.stats())
+                eos.stats.update(batcher.stats.counters())
+                scores_out.send_multipart(encode_eos(eos))
+                log.info("stream %s of walkway %s ended: %s", pipeline.session, io.walkway, eos.stats)
+                if exit_on_end_of_stream:
+                    io.finished = True
+                    continue
+                io.monitor.reset()
+                if isinstance(io.receiver, LosslessReceiver):
+                    io.receiver.reset()
+                pipeline.reset()
+        if inputs and all(io.finished for io in inputs):
+            time.sleep(0.2)  # let the EOS leave before the socket closes
+            return
+    publish(batcher.flush())
+    for io in inputs:
+        pipeline = pipelines[io.walkway]
+        if pipeline.started and not io.finished:
+            eos = pipeline.end("inference stopped")
+            eos.stats.update(io.monitor.stats())
             scores_out.send_multipart(encode_eos(eos))
-            log.info("stream %s ended: %s", pipeline.session, eos.stats)
-            if exit_on_end_of_stream:
-                time.sleep(0.2)  # let the EOS leave before the socket closes
-                return
-            monitor.reset()
-            if isinstance(receiver, LosslessReceiver):
-                receiver.reset()
-            pipeline.reset()
-    if pipeline.started:
-        eos = pipeline.end("inference stopped")
-        eos.stats.update(monitor.stats())
-        scores_out.send_multipart(encode_eos(eos))
+    if any(p.started for p in pipelines.values()):
         time.sleep(0.2)
 
 
 def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     stop = StopFlag()
-    curve = Curve.for_process(cfg, binds=("scores",), connects=VIEWS)  # ConfigError before the model loads
-    pipeline = build_pipeline(cfg)
+    cameras = VIEWS + tuple(f"{w.id}.{view}" for w in cfg.walkways for view in VIEWS)
+    curve = Curve.for_process(cfg, binds=("scores",), connects=cameras)  # ConfigError before the model loads
+    batcher = build_batcher(cfg)
     ctx = zmq.Context()
     try:
-        monitor = CameraMonitor(silence_s=cfg.inference.view_silence_s)
-        sockets = receive_sockets(ctx, cfg, curve=curve)
-        if cfg.capture.lossless:
-            receiver: Receiver | LosslessReceiver = LosslessReceiver(sockets, monitor)
-        else:
-            receiver = Receiver(sockets["both"])
-            monitor.idle_ns = lambda: receiver.waited_ns
+        inputs = []
+        for walkway in cfg.walkway_ids():
+            wcfg = cfg.for_walkway(walkway)
+            monitor = CameraMonitor(silence_s=cfg.inference.view_silence_s)
+            sockets = receive_sockets(ctx, wcfg, curve=curve)
+            if cfg.capture.lossless:
+                receiver: Receiver | LosslessReceiver = LosslessReceiver(sockets, monitor)
+            else:
+                receiver = Receiver(sockets["both"])
+                monitor.idle_ns = lambda receiver=receiver: receiver.waited_ns
+            inputs.append(WalkwayInput(walkway, receiver, monitor, PreviewThrottle.from_config(cfg.inference.preview)))
         scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000, curve=curve)
         mark_ready(ready_file)
-        serve(pipeline, receiver, scores_out, monitor, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream,
-              previews=PreviewThrottle.from_config(cfg.inference.preview))
+        serve(batcher, inputs, scores_out, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream)
     finally:
         if curve is not None:
             curve.close()

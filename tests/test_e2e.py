@@ -145,3 +145,44 @@ def test_demo_command_on_short_clips(tmp_path: Path, assets: Path) -> None:
     assert summary["windows"] == 4 and summary["demo_wall_s"] > 0
     assert "untrained model: scores are meaningless" in result.stdout
     assert "demo finished" in result.stdout
+
+
+def test_one_inference_process_serves_two_walkways(tmp_path: Path, assets: Path) -> None:
+    """`dualgait run` with a second walkway: six processes (four captures), one inference process scoring both
+    pairs with batched calls, every window tagged with its walkway, each walkway its own stream."""
+    clips = {}
+    for name, skip in (("main", 0), ("bay2", 150)):  # bay2 replays a later part of the walk: other scores
+        for view in ("front", "side"):
+            src = cv2.VideoCapture(str(assets / f"videos/walk_{view}.mp4"))
+            src.set(cv2.CAP_PROP_POS_FRAMES, skip)
+            dst = clips[name, view] = tmp_path / f"{name}-{view}.avi"
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 360))
+            for _ in range(80):  # 3.2 s -> 3 windows
+                ok, image = src.read()
+                assert ok
+                writer.write(cv2.resize(image, (640, 360)))
+            writer.release()
+            src.release()
+    out_dir = tmp_path / "out"
+    path = _write_config(tmp_path, assets, out_dir)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["capture"].update(front=str(clips["main", "front"]), side=str(clips["main", "side"]))
+    cfg["walkways"] = [{"id": "bay2", "front": str(clips["bay2", "front"]), "side": str(clips["bay2", "side"]),
+                        "front_endpoint": f"ipc://{tmp_path}/bay2-front.sock",
+                        "side_endpoint": f"ipc://{tmp_path}/bay2-side.sock"}]
+    cfg["supervisor"] = {"restart": False, "event_endpoint": None}
+    path.write_text(yaml.safe_dump(cfg))
+    result = subprocess.run(_dualgait("run", "--config", str(path)), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    windows = [json.loads(line) for line in (out_dir / "windows.jsonl").read_text().splitlines()]
+    by_walkway = {w: [x for x in windows if x["walkway"] == w] for w in ("main", "bay2")}
+    assert len(windows) == 6 and all(len(v) == 3 for v in by_walkway.values())
+    for scored in by_walkway.values():
+        assert [w["window"] for w in scored] == [0, 1, 2]
+        assert len({w["session"] for w in scored}) == 1  # one stream per walkway ...
+    assert by_walkway["main"][0]["session"] != by_walkway["bay2"][0]["session"]  # ... and not the same one
+    valid = [w for w in windows if w["valid"]]
+    assert len(valid) >= 5
+    # different recordings, different scores: the batch did not hand one walkway's result to the other
+    assert len({round(w["p_asd"], 6) for w in valid}) == len(valid)
+    assert "serving 2 walkways: main, bay2" in result.stderr

@@ -453,7 +453,7 @@ def _frame_header(**changes: Any) -> bytes:
 def _preview_header(**changes: Any) -> bytes:
     header = {"v": PROTOCOL_VERSION, "type": "preview", "view": "front", "seq": 0, "capture_mono_ns": 0,
               "width": 640, "height": 480, "box_xyxy": None, "track_id": None, "preview_width": 16,
-              "preview_height": 16}
+              "preview_height": 16, "walkway": "main"}
     return dumps({**header, **changes}).encode()
 
 
@@ -540,7 +540,7 @@ def test_regression_header_values(text: str, match: str) -> None:
 
 def test_regression_header_not_utf8() -> None:
     """json.loads(bytes) guessed UTF-16/32 and let UTF-8-encoded surrogates through: headers are UTF-8 only."""
-    eos = {"v": PROTOCOL_VERSION, "type": "eos", "source": "x", "reason": "r", "stats": {}}
+    eos = {"v": PROTOCOL_VERSION, "type": "eos", "source": "x", "reason": "r", "stats": {}, "walkway": "main"}
     assert decode([json.dumps(eos).encode()]).source == "x"
     for raw in (json.dumps(eos).encode("utf-16"), json.dumps(eos).encode("utf-32"),
                 json.dumps(eos).replace('"x"', '"\xed\xa0\x80"').encode("latin-1")):

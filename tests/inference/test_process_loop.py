@@ -25,7 +25,8 @@ from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.detector import Detection
 from inference.preview import PreviewThrottle
-from inference.process import serve
+from inference.process import WalkwayInput, serve
+from inference.walkways import BatchStats
 
 COUNTERS = dict.fromkeys(REQUIRED_COUNTERS, 0)
 
@@ -53,6 +54,20 @@ class FakePipeline:
         self.frames = 0
 
 
+class FakeBatcher:
+    """The batcher's interface over one FakePipeline (walkway main)."""
+
+    def __init__(self, pipeline: FakePipeline) -> None:
+        self.pipelines = {"main": pipeline}
+        self.stats = BatchStats()
+
+    def push(self, walkway: str, frame: Frame, *, received_ns: int) -> list:
+        return self.pipelines[walkway].push(frame, received_ns=received_ns)
+
+    def flush(self) -> list:
+        return []
+
+
 def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeout_s: float = 20.0,
          previews: PreviewThrottle | None = None):
     """Start serve() in a thread; ``send(pub)`` publishes; returns (messages on the scores socket, pipeline)."""
@@ -72,8 +87,9 @@ def _run(send, *, silence_s: float, hwm: int = 1000, delay_s: float = 0.0, timeo
         time.sleep(0.3)  # PUB/SUB join
         receiver = Receiver(sub)
         monitor = CameraMonitor(silence_s=silence_s, idle_ns=lambda: receiver.waited_ns)
-        thread = threading.Thread(target=serve, args=(pipeline, receiver, scores, monitor, stop),
-                                  kwargs={"exit_on_end_of_stream": True, "poll_ms": 50, "previews": previews})
+        inputs = [WalkwayInput("main", receiver, monitor, previews)]
+        thread = threading.Thread(target=serve, args=(FakeBatcher(pipeline), inputs, scores, stop),
+                                  kwargs={"exit_on_end_of_stream": True, "poll_ms": 50})
         thread.start()
         send(pub)
         thread.join(timeout=timeout_s)
