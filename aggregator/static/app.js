@@ -7,7 +7,7 @@ const POLL_MS = 500;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const W = 800, H = 260, PAD_L = 36, PAD_R = 8, PAD_T = 10, PAD_B = 24;
 const shownSeq = { front: null, side: null };
-let picked = null;   // the walkway the operator picked (null: the aggregator's default)
+let picked = new URLSearchParams(location.search).get("walkway");  // the operator's pick (null: the default)
 let shown = null;    // the walkway on the page now (what /api/state answered)
 
 function $(sel) { return document.querySelector(sel); }

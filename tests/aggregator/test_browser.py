@@ -120,6 +120,9 @@ def test_live_view_loads_updates_and_shows_a_lost_camera(tmp_path, scores_pub, b
         assert browser.find_element("id", "cumulative").text == "0.300"
         assert _wait(browser, "document.querySelector('#chart').dataset.windows === '1'")
         assert browser.find_element("css selector", "#cam-side .state").text == "no data"  # not main's LOST side
+        browser.get(agg.url() + "?walkway=east")  # a page (e.g. one screen per walkway) can open on its walkway
+        _wait(browser, "document.querySelector('#session-id').textContent === '2'")
+        assert Select(browser.find_element("id", "walkway")).first_selected_option.text == "east"
         scores_pub.send_multipart(encode_eos(EndOfStream(source="inference", walkway="east")))
         scores_pub.send_multipart(encode_eos(EndOfStream(source="inference")))
         assert agg.wait() == 0
