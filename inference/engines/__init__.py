@@ -5,8 +5,11 @@ from inference.engines.base import (
     EngineError,
     ModelRunner,
     available_cores,
+    batch_buckets,
     preprocess,
+    preprocess_batch,
     set_torch_threads,
 )
 
-__all__ = ["Engine", "EngineError", "ModelRunner", "available_cores", "preprocess", "set_torch_threads"]
+__all__ = ["Engine", "EngineError", "ModelRunner", "available_cores", "batch_buckets", "preprocess",
+           "preprocess_batch", "set_torch_threads"]

@@ -141,4 +141,4 @@ def create_runner(cfg: ModelConfig, *, input_px: int, frames: int,
     engine = build_engine(loaded, cfg, calibration=calibration(loaded) if calibration else None)
     log.info("model %s on %s ready in %.1f s", loaded.spec.variant, engine.name, time.perf_counter() - t0)
     return ModelRunner(engine, spec=loaded.spec, untrained=loaded.untrained, synthetic=loaded.synthetic,
-                       source=loaded.source)
+                       source=loaded.source, max_batch=cfg.max_batch)

@@ -36,6 +36,8 @@ class OnnxRuntimeEngine:
         self.output_names = output_names
         self.artifacts = [Path(onnx_path)]
         self.name = f"onnxruntime-{device}-fp32"
+        # dynamic shapes are cheap on the CPU; the CUDA provider searches convolution algorithms per shape
+        self.static_shapes = device == "cuda"
         self.description = f"ONNX Runtime {ort.__version__} {provider} fp32"
 
     def infer(self, inputs: Sequence[np.ndarray]) -> np.ndarray:

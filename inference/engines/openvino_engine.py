@@ -27,7 +27,7 @@ def _openvino():
 
 
 class OpenVINOEngine:
-    """Compiled on the CPU for one batch size at a time (static shapes run faster than dynamic ones).
+    """Compiled on the CPU once per batch size seen (static shapes run faster than dynamic ones).
 
     ``model_path`` is an ONNX file (fp32/bf16) or an OpenVINO IR ``.xml`` (e.g. the int8 model
     from :func:`quantize_int8`). ``precision`` bf16 asks the CPU plugin for bf16 inference, which it
@@ -54,7 +54,8 @@ class OpenVINOEngine:
         }
         if threads > 0:
             self._config["INFERENCE_NUM_THREADS"] = threads
-        self._requests: dict[tuple[tuple[int, ...], ...], object] = {}
+        self._requests: dict[tuple[tuple[int, ...], ...], object] = {}  # input shapes -> compiled request
+        self.static_shapes = True  # a compile per batch size: the runner pads to a few buckets
         self._read_s = time.perf_counter() - t0
         self.description = f"OpenVINO {ov.get_version().split('-')[0]} CPU {precision}"
 

@@ -216,6 +216,7 @@ class TensorRTEngine:
         self.precision = precision
         self.name = f"tensorrt-{precision}"
         self.max_batch, self._clip = max_batch, (3, frames, input_px, input_px)
+        self.static_shapes = True  # any 1..max_batch runs, but a few bucket sizes keep shape changes few
         t0 = time.perf_counter()
         self.plan_path, self.built = _cached_plan(onnx_path, cache=cache, onnx_digest=onnx_digest, views=views,
                                                   precision=precision, max_batch=max_batch, frames=frames,
