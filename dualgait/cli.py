@@ -86,6 +86,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     from dualgait.soak import add_bench_soak_args
 
     add_bench_soak_args(bench_soak)
+    bench_walkways = bench_sub.add_parser("walkways", help="walkways one inference process keeps in real time: "
+                                          "detector and model batched across walkways vs one call per walkway")
+    _common(bench_walkways)
+    from inference.bench_walkways import add_bench_walkways_args
+
+    add_bench_walkways_args(bench_walkways)
 
     simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
     _common(simulate)
@@ -243,6 +249,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from dualgait.soak import run_bench_soak
 
         return run_bench_soak(args, _load(args))
+    if args.bench == "walkways":
+        from inference.bench_walkways import run_bench_walkways
+
+        return run_bench_walkways(args, _load(args))
     from inference.bench_model import run_bench_model
 
     return run_bench_model(args, _load(args))

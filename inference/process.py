@@ -57,7 +57,7 @@ def _load_models(cfg: DualgaitConfig, *, batch: int = 1):
     # Ultralytics sets torch to one thread on its first predict: set ours back after it
     threads = set_torch_threads(icfg.model.threads)
     runner = create_runner(icfg.model, input_px=icfg.crop.input_px, frames=icfg.window.frames)
-    runner.warm_up()
+    runner.warm_up(buckets=batch)  # every batch size N walkways can give, compiled before the first frame
     log.info("inference ready in %.1f s: %s; torch threads %d", time.perf_counter() - t0, runner.description,
              threads)
     if runner.untrained:

@@ -393,3 +393,46 @@ def test_profiles_load_and_set_what_they_promise():
     assert (gpu.inference.model.engine, gpu.inference.model.device, gpu.inference.model.precision) == (
         "tensorrt", "cuda", "fp16")
     assert gpu.inference.detector.device == "cuda:0" and gpu.inference.detector.half
+
+
+def _walkway(id_: str = "bay2", port: int = 5711, **extra) -> dict:
+    return {"id": id_, "front": "usb:2", "side": "usb:3", "front_endpoint": f"tcp://127.0.0.1:{port}",
+            "side_endpoint": f"tcp://127.0.0.1:{port + 1}", **extra}
+
+
+def test_walkways_add_camera_pairs_that_each_see_their_own_config():
+    cfg = from_mapping(DualgaitConfig, {"walkways": [_walkway(walkway_side=[0.1, 0.2, 0.9, 1.0])]})
+    assert cfg.walkway_ids() == ["main", "bay2"]
+    bay = cfg.for_walkway("bay2")
+    assert (bay.capture.front, bay.capture.side) == ("usb:2", "usb:3")
+    assert (bay.endpoints.front, bay.endpoints.side) == ("tcp://127.0.0.1:5711", "tcp://127.0.0.1:5712")
+    assert bay.endpoints.scores == cfg.endpoints.scores and bay.walkways == []
+    assert bay.inference.patient.walkway_side == [0.1, 0.2, 0.9, 1.0]
+    assert bay.inference.patient.walkway_front == cfg.inference.patient.walkway_front
+    main = cfg.for_walkway("main")
+    assert main.capture.front == cfg.capture.front and main.walkways == []
+
+
+@pytest.mark.parametrize(("walkways", "message"), [
+    ([_walkway("main")], "'main' is the pair in capture/endpoints"),
+    ([_walkway(), _walkway(port=5721)], "ids must be unique"),
+    ([_walkway("bay 2")], "walkway id 'bay 2' must be"),
+    ([_walkway(port=5701)], "used twice: tcp://127.0.0.1:5701"),
+    ([_walkway(walkway_front=[0.5, 0, 0.4, 1])], "walkway bay2: walkway_front must be"),
+    ([{**_walkway(), "colour": "red"}], "walkways[0].colour: unknown key"),
+    ([{k: v for k, v in _walkway().items() if k != "side"}], "walkways[0].side: required key is missing"),
+])
+def test_bad_walkways_are_one_line_errors(walkways, message):
+    with pytest.raises(ConfigError) as err:
+        from_mapping(DualgaitConfig, {"walkways": walkways})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_walkway_camera_off_the_host_needs_curve():
+    """The extra walkways' endpoints follow the same rule as the main pair's: no plain tcp off the host."""
+    from dualgait.security import check_endpoints
+
+    cfg = from_mapping(DualgaitConfig, {"security": {"curve": False},
+                                        "walkways": [_walkway(front_endpoint="tcp://10.0.0.7:5711")]})
+    with pytest.raises(ConfigError, match=r"walkways\[bay2\]\.front_endpoint \(tcp://10.0.0.7:5711\) is not loopback"):
+        check_endpoints(cfg)

@@ -84,3 +84,27 @@ def test_bench_e2e_writes_json_and_markdown_with_every_stage(short_pair, tmp_pat
     assert set(report["targets"]) == {"realtime_p95_latency_ms", "realtime_keeps_up", "offline_vs_naive"}
     md = out.with_suffix(".md").read_text()
     assert "| end to end |" in md and "naive baseline" in md and report["meta"]["machine"]["cores_available"] >= 1
+
+
+def test_bench_walkways_compares_batched_with_one_at_a_time(short_pair, tmp_path: Path) -> None:
+    """1 and 2 walkways over 2.5 s of the pair: the same windows either way, batch statistics that add up."""
+    out = tmp_path / "walkways.json"
+    args = ["bench", "walkways", "--output", str(out), "--front", short_pair[0], "--side", short_pair[1],
+            "--walkways", "2,1", "--duration-s", "2.5", *SMALL]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    rows = report["results"]
+    assert [r["walkways"] for r in rows] == [1, 2]
+    for row in rows:
+        n, one, bat = row["walkways"], row["one_at_a_time"], row["batched"]
+        assert one["windows"] == bat["windows"] == 2 * n  # 2.5 s: two windows per walkway
+        assert one["walkway_seconds"] == bat["walkway_seconds"] == pytest.approx(2.5 * n, abs=0.05)
+        assert row["ratio"] == pytest.approx(bat["walkway_s_per_s"] / one["walkway_s_per_s"], rel=1e-2)
+        batching = bat["batching"]
+        # every valid window went through the model once, in some batch; every detection in some call
+        sizes = batching["model_batch_sizes"]  # JSON: {"batch size": calls}
+        assert sum(int(k) * v for k, v in sizes.items()) == batching["model_windows"] == bat["windows_valid"]
+        assert batching["detect_samples"] >= batching["detect_calls"] >= 1
+        assert bat["latency_ms"]["p50"] > 0
+    md = out.with_suffix(".md").read_text()
+    assert "| 2 |" in md and "Most walkways kept in real time" in md
