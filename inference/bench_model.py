@@ -61,7 +61,10 @@ def add_bench_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engines", default=DEFAULT_ENGINES,
                         help=f"comma list of engine ids ({', '.join(ENGINE_IDS)})")
     parser.add_argument("--sizes", default="224,512", help="comma list of model input sizes in px (>= 32)")
-    parser.add_argument("--batch", type=int, default=1, help="windows per engine call")
+    parser.add_argument("--batch", default="1", help="windows per engine call; a comma list (1,2,4,8) benches each")
+    parser.add_argument("--compare-single", action="store_true",
+                        help="also time ModelRunner.predict_batch of B windows against B predict calls of one "
+                        "(uint8 crops in, preprocessing and bucket padding included), interleaved in one process")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (the first one compiles)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per available core)")
@@ -97,9 +100,17 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if not 1 <= args.batch <= 256:
+def _batches(text: str) -> list[int]:
+    try:
+        batches = list(dict.fromkeys(int(s) for s in str(text).split(",") if s.strip()))
+    except ValueError:
+        raise ConfigError(f"--batch: expected comma-separated integers, got {text!r}") from None
+    if not batches or any(not 1 <= b <= 256 for b in batches):
         raise ConfigError("--batch must be in 1..256")
+    return batches
+
+
+def _check_args(args: argparse.Namespace) -> None:
     if args.repeats < 1 or args.warmup < 0 or args.threads < 0:
         raise ConfigError("--repeats must be >= 1, --warmup and --threads >= 0")
     if args.timeout_s <= 0:
@@ -203,6 +214,7 @@ def run_bench_model(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     variants = _names(args.variants, "variants", get_args(Variant))
     engines = _names(args.engines, "engines", ENGINE_IDS)
     sizes = _sizes(args.sizes)
+    batches = _batches(args.batch)
     _check_args(args)
     calibration = tuple(str(Path(p).expanduser().resolve()) for p in (args.calibration_front or cfg.capture.front,
                                                                       args.calibration_side or cfg.capture.side))
@@ -211,22 +223,25 @@ def run_bench_model(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(args.cache_dir).expanduser().resolve() if args.cache_dir else out / "engine-cache"
     frames = cfg.inference.window.frames
-    settings = {"variants": variants, "engines": engines, "sizes": sizes, "batch": args.batch, "frames": frames,
+    settings = {"variants": variants, "engines": engines, "sizes": sizes,
+                "batch": batches[0] if len(batches) == 1 else ", ".join(map(str, batches)), "frames": frames,
                 "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads, "seed": args.seed,
                 "parity": args.parity, "timeout_s": args.timeout_s, "cache_dir": str(cache_dir),
-                "calibration": list(calibration), "calibration_windows": CALIBRATION_WINDOWS}
+                "calibration": list(calibration), "calibration_windows": CALIBRATION_WINDOWS,
+                "compare_single": args.compare_single}
     meta = {"machine": report.machine_info(), "settings": settings,
             "weights": f"random init, seed {args.seed} (untrained): timing only"}
-    base_job = {"batch": args.batch, "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads,
-                "seed": args.seed, "parity": args.parity, "cache_dir": str(cache_dir),
+    base_job = {"repeats": args.repeats, "warmup": args.warmup, "threads": args.threads,
+                "compare_single": args.compare_single, "seed": args.seed, "parity": args.parity,
+                "cache_dir": str(cache_dir),
                 "calibration": list(calibration), "config": to_mapping(cfg),
                 "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
-    plan = [(v, s, e) for v in variants for s in sizes for e in engines]
+    plan = [(v, s, e, b) for v in variants for s in sizes for e in engines for b in batches]
     rows: list[dict[str, Any]] = []
     json_path, md_path = out / "bench_model.json", out / "bench_model.md"
-    for i, (variant, size, engine_id) in enumerate(plan, 1):
-        log.info("[%d/%d] %s on %s at %d px, batch %d", i, len(plan), variant, engine_id, size, args.batch)
-        job = {**base_job, "variant": variant, "engine_id": engine_id, "size": size}
+    for i, (variant, size, engine_id, batch) in enumerate(plan, 1):
+        log.info("[%d/%d] %s on %s at %d px, batch %d", i, len(plan), variant, engine_id, size, batch)
+        job = {**base_job, "variant": variant, "engine_id": engine_id, "size": size, "batch": batch}
         row = _bench_one(job, logs=logs, timeout_s=args.timeout_s)
         rows.append(row)
         log.info("[%d/%d] %s on %s at %d px: %s", i, len(plan), variant, engine_id, size, report.summary_line(row))
@@ -235,11 +250,59 @@ def run_bench_model(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     report.write_json(json_path, meta, rows)
     md_path.write_text(report.render_markdown(meta, rows))
     print(report.markdown_table(rows), flush=True)
+    if args.compare_single:
+        table = _batching_table(rows)
+        print("\n" + table, flush=True)
+        with md_path.open("a") as md:
+            md.write("\n## predict_batch of B windows against B predict calls (same process, interleaved)\n\n"
+                     + table + "\n")
     print(f"\nwrote {json_path} and {md_path}", flush=True)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         log.warning("%d of %d configurations failed (logs in %s)", len(failed), len(rows), logs)
     return 1 if failed else 0
+
+
+def _batching_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: windows/s of one predict_batch call of B windows against B predict calls of one."""
+    lines = ["| variant | engine | input px | B | run at | predict_batch windows/s | B x predict windows/s | "
+             "gain | max abs Δp batch vs single | CPU share |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r.get("batching")
+        if r["status"] != "ok" or not c:
+            continue
+        lines.append(f"| {r['variant']} | {r['engine']} | {r['input_px']} | {r['batch']} | {c['bucket']} | "
+                     f"{c['batched_windows_per_s']:.2f} | {c['single_windows_per_s']:.2f} | {c['gain']:.2f}x | "
+                     f"{c['max_abs_dp']:.1e} | {c['cpu_share']:.2f} |")
+    return "\n".join(lines)
+
+
+def _compare_single(runner: Any, job: dict[str, Any], frames: int, threads: int) -> dict[str, Any]:
+    """predict_batch of B uint8 windows against B predict calls, alternating, after one untimed call of each."""
+    import numpy as np
+
+    rng = np.random.default_rng(job["seed"])
+    px, batch = job["size"], job["batch"]
+    windows = [{v: rng.integers(0, 256, (frames, px, px, 3), dtype=np.uint8) for v in runner.views}
+               for _ in range(batch)]  # B x view -> (T, H, W, 3) uint8 BGR
+    batched = runner.predict_batch(windows)  # compiles / captures the bucket
+    single = [runner.predict(w) for w in windows]
+    dp = max(abs(b[k] - s[k]) for b, s in zip(batched, single, strict=True) for k in b)
+    t_batched = t_single = 0.0
+    cpu0, wall0 = _cpu_s(), time.perf_counter()
+    for _ in range(job["repeats"]):
+        t = time.perf_counter()
+        runner.predict_batch(windows)
+        t_batched += time.perf_counter() - t
+        t = time.perf_counter()
+        for w in windows:
+            runner.predict(w)
+        t_single += time.perf_counter() - t
+    cpu_share = (_cpu_s() - cpu0) / ((time.perf_counter() - wall0) * threads)
+    n = batch * job["repeats"]
+    return {"bucket": runner.bucket(min(batch, runner.max_batch)), "batched_windows_per_s": round(n / t_batched, 3),
+            "single_windows_per_s": round(n / t_single, 3), "gain": round(t_single / t_batched, 3),
+            "max_abs_dp": float(dp), "cpu_share": round(cpu_share, 2)}
 
 
 # ---------------------------------------------------------------- worker (one configuration, own process)
@@ -276,7 +339,7 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
 
     from dualgait.config import DualgaitConfig, with_overrides
     from dualgait.configtools import from_mapping
-    from inference.engines.base import set_torch_threads
+    from inference.engines.base import ModelRunner, set_torch_threads
     from inference.engines.factory import build_engine, load_model
 
     engine, device, precision = ENGINE_IDS[job["engine_id"]]
@@ -311,6 +374,7 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
         return out
     eng = build_engine(loaded, mcfg)
     load_s = time.perf_counter() - t0
+    spec = loaded.spec
     if engine != "torch":  # as in the pipeline, the torch weights go once the engine holds its own
         del loaded
         gc.collect()
@@ -343,6 +407,12 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
            "base_rss_mb": round(base_rss, 1), "cuda_peak_mb": None if cuda_peak is None else round(cuda_peak, 1),
            "p_range": [round(float(probs.min()), 4), round(float(probs.max()), 4)], "max_abs_dp": None,
            "cpu_share": round(cpu_share, 2), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    if job.get("compare_single"):
+        runner = ModelRunner(eng, spec=spec, untrained=True, max_batch=mcfg.max_batch)
+        out["batching"] = _compare_single(runner, job, frames, threads)
+        log.info("predict_batch of %d: %.2f windows/s, %d x predict: %.2f windows/s (%.2fx)", job["batch"],
+                 out["batching"]["batched_windows_per_s"], job["batch"], out["batching"]["single_windows_per_s"],
+                 out["batching"]["gain"])
     if job["parity"]:
         if job["engine_id"] == report.BASELINE:
             out["max_abs_dp"] = 0.0  # this engine's output is the reference itself

@@ -179,3 +179,13 @@ def test_openvino_fp32_predict_batch_equals_one_call_per_window(late_small: Load
     reference = _runner(TorchEngine(late_small.model, precision="fp32"))
     np.testing.assert_allclose(_table(got), _table(reference.predict_batch(windows)), rtol=0, atol=1e-4)
 
+
+def test_bench_compares_predict_batch_with_single_calls(late_small: LoadedModel) -> None:
+    """`dualgait bench model --batch 1,2,4 --compare-single`: the comparison of one configuration."""
+    from inference.bench_model import _batches, _compare_single
+
+    assert _batches("1, 2,4,2") == [1, 2, 4]
+    runner = _runner(TorchEngine(late_small.model, precision="fp32"), max_batch=4, pad=True)
+    result = _compare_single(runner, {"seed": 0, "size": PX, "batch": 3, "repeats": 1}, FRAMES, threads=1)
+    assert result["bucket"] == 4 and result["max_abs_dp"] < 2e-6
+    assert result["batched_windows_per_s"] > 0 and result["single_windows_per_s"] > 0 and result["gain"] > 0
