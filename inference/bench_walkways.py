@@ -14,8 +14,9 @@ processed). Only compute is timed: a machine that keeps up sees small bursts, on
 bursts and batches grow, as the live process would. Reported per N: walkway-seconds scored per second of
 compute (N walkways keep real time when it is >= N), the ratio batched / one at a time, end-to-end latency on
 the virtual clock (first and last second of the replay: growth is lag), the detector's and the model's time
-per walkway-second, mean burst and batch sizes, and whether both modes gave the same windows and scores (a
-loaded run makes stale frames: then not). JSON to ``--output``, markdown beside it (``.md``).
+per walkway-second, mean burst and batch sizes, and whether both modes gave the same windows and scores. The
+stale-frame check is off (as in lossless replay): every window is scored, so an overloaded run does the same
+work as one that keeps up. JSON to ``--output``, markdown beside it (``.md``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def _pipelines(cfg: DualgaitConfig, n: int, network: Any, runner: Any, clock: An
     from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
 
-    icfg = cfg.inference
+    # no stale check: an overloaded run would skip the model on its stale windows and look cheaper than it is
+    icfg = replace(cfg.inference, window=replace(cfg.inference.window, max_frame_age_s=None))
     return {f"w{k}": InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network), engine=runner,
                                        clock_ns=clock, walkway=f"w{k}") for k in range(n)}
 
@@ -209,8 +211,8 @@ def render(report: dict[str, Any]) -> str:
             f"{bat['detector_s_per_walkway_s']} | {one['model_s_per_walkway_s']} / {bat['model_s_per_walkway_s']} | "
             f"{bat['mean_burst_frames']} / {bat.get('mean_detect_batch')} / {bat.get('mean_model_batch')} | "
             f"{one['windows_valid']}/{one['windows']} / {bat['windows_valid']}/{bat['windows']} |")
-    lines += ["", f"Most walkways kept in real time (batched): {report['max_real_time_walkways']}. Where both modes "
-              "kept up, their windows and scores agree: " + ", ".join(
+    lines += ["", f"Most walkways kept in real time (batched): {report['max_real_time_walkways']}. Batched against "
+              "one at a time, per walkway count: " + ", ".join(
                   f"{r['walkways']}: {'same windows' if r['agreement']['same_windows'] else 'windows differ'}, max "
                   f"p_asd diff {r['agreement']['max_abs_p_asd_diff']:.2g}" for r in report["results"]) + "."]
     return "\n".join(lines)

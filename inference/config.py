@@ -196,6 +196,11 @@ class InferenceConfig:
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     receive_hwm_frames: int = 200
     exit_on_end_of_stream: bool = False
+    # several walkways (config 'walkways'): gather their detector and model calls into batches (one call for
+    # every walkway waiting); off: each walkway's calls run as soon as they are due, one per walkway. Batching
+    # pays where a batch runs in parallel (a GPU, a dynamic-batch export); with a fixed batch-1 detector
+    # export (the shared OpenVINO YOLO11n) it only makes windows wait for their batch (docs/inference.md)
+    batch_walkways: bool = True
     # a view whose capture (heard before) sends nothing, not even a heartbeat, for this long has ended
     view_silence_s: float = 5.0
 

@@ -85,7 +85,10 @@ def build_batcher(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.mon
                                                engine=runner, clock_ns=clock_ns, walkway=walkway)
     if len(ids) > 1:
         log.info("serving %d walkways: %s", len(ids), ", ".join(ids))
-    return WalkwayBatcher(pipelines, engine=runner)
+    if len(ids) > runner.max_batch:
+        log.warning("inference.model.max_batch %d < %d walkways: their windows may take %d engine calls per step",
+                    runner.max_batch, len(ids), -(-len(ids) // runner.max_batch))
+    return WalkwayBatcher(pipelines, engine=runner, batch=cfg.inference.batch_walkways)
 
 
 class LosslessReceiver:

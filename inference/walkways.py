@@ -73,14 +73,16 @@ class WalkwayBatcher:
     """Walkway id -> pipeline, all sharing ``engine`` (and, for batched detection, one detector network).
 
     ``push`` a received frame of a walkway; it returns the scores that became ready (of any walkway). Call
-    ``flush`` when the receive queue is empty: whatever waits for a batch is run then.
+    ``flush`` when the receive queue is empty: whatever waits for a batch is run then. ``batch=False``: every
+    call runs as soon as it is due, one walkway at a time (no waiting for a batch).
     """
 
-    def __init__(self, pipelines: Mapping[str, InferencePipeline], *, engine: Model) -> None:
+    def __init__(self, pipelines: Mapping[str, InferencePipeline], *, engine: Model, batch: bool = True) -> None:
         if not pipelines:
             raise ValueError("a WalkwayBatcher needs at least one walkway")
         self.lanes = {walkway: _Lane(pipeline) for walkway, pipeline in pipelines.items()}
         self.engine = engine
+        self.batch = batch
         self.stats = BatchStats()
         self._pending: list[PendingWindow] = []
 
@@ -92,6 +94,11 @@ class WalkwayBatcher:
         lane = self.lanes[walkway]
         lane.backlog.append((frame, lane.pipeline.clock_ns() if received_ns is None else received_ns))
         self._advance(lane)
+        if not self.batch:
+            while lane.request is not None:
+                self._detect_alone(lane)
+                self._advance(lane)
+            return self._score()
         scores: list[WindowScore] = []
         while all(other.request is not None for other in self.lanes.values()):  # the batch cannot grow
             self._detect()

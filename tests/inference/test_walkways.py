@@ -184,3 +184,17 @@ def test_latency_stages_include_the_wait_for_the_batch() -> None:
     clock_ns[0] += 50 * PERIOD_NS // 40  # 50 ms later the process loop finds its queue empty and flushes
     scores = batcher.flush()
     assert [s.walkway for s in scores] == ["a"] and scores[0].timings_ms["wait"] >= 50.0
+
+
+def test_without_batching_every_call_runs_when_due() -> None:
+    """batch=False (inference.batch_walkways: false): nothing waits for a flush; one walkway per call."""
+    net, engine = SharedNet(), BatchEngine()
+    batcher = WalkwayBatcher({w: _pipeline(NetDetector(net), engine, w) for w in ("a", "b")}, engine=engine,
+                             batch=False)
+    streams = {"a": _walkway_frames(0, 51), "b": _walkway_frames(1, 51)}
+    scores = []
+    for walkway, frame in _interleaved(streams):
+        scores += batcher.push(walkway, frame, received_ns=frame.capture_mono_ns)
+        assert batcher.idle
+    assert sorted((s.walkway, s.window) for s in scores) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert set(net.calls) == {2} and set(engine.batches) == {1}
