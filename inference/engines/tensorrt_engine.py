@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 PLAN_NAME = "model.plan"
 PRECISIONS = ("fp16", "fp32")
-OPT_BATCH = 1  # the live pipeline scores one window at a time
+# kernels are tuned for one window: a GPU that keeps up sees small batches even across walkways
+# (inference.walkways); every batch in 1..max_batch runs
+OPT_BATCH = 1
 WORKSPACE_BYTES = 4 << 30  # upper bound on TensorRT's scratch memory while building
 WARMUP_RUNS = 3
 NOT_INSTALLED = ("TensorRT is not installed: it comes from NVIDIA's package index (pip install 'tensorrt>=10,<11' "
