@@ -45,6 +45,9 @@ def add_bench_e2e_args(parser: argparse.ArgumentParser) -> None:
                         help="realtime: length of the naive baseline's paced run")
     parser.add_argument("--offline-passes", type=int, default=2, help="offline: passes over the pair")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--walkways", type=int, default=1,
+                        help="realtime: walkways replaying the pair at once, two capture processes each, all served "
+                             "by one inference process (docs/inference.md)")
 
 
 def _int8_ready(cfg: DualgaitConfig, front: str, side: str) -> None:
@@ -70,7 +73,7 @@ def _int8_ready(cfg: DualgaitConfig, front: str, side: str) -> None:
 # --------------------------------------------------------------------------- realtime
 
 
-def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> dict[str, Any]:
+def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float, walkways: int = 1) -> dict[str, Any]:
     import zmq
 
     from dualgait.configtools import merge
@@ -80,21 +83,23 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
 
     with tempfile.TemporaryDirectory(prefix="dualgait-bench-") as tmp:
         overrides = looped_replay_overrides(Path(tmp), duration_s)
-        rcfg = with_overrides(cfg, merge(overrides, {"capture": {"front": front, "side": side}}))
+        extra = [{"id": f"w{k}", "front": front, "side": side, "front_endpoint": f"ipc://{tmp}/w{k}-front.sock",
+                  "side_endpoint": f"ipc://{tmp}/w{k}-side.sock"} for k in range(1, walkways)]
+        rcfg = with_overrides(cfg, merge(overrides, {"capture": {"front": front, "side": side}, "walkways": extra}))
         run = BackgroundRun(rcfg, timeout_s=duration_s + 600, name="bench-pipeline")
         ctx = zmq.Context()
         scores: list[WindowScore] = []
-        eos: EndOfStream | None = None
+        ends: dict[str, EndOfStream] = {}  # walkway -> inference's end of its stream
         try:
             receiver = Receiver(sub_socket(ctx, [overrides["endpoints"]["scores"]], hwm=100_000))
             t0 = time.monotonic()
             run.start()
-            while run.is_alive() and eos is None:
+            while run.is_alive() and len(ends) < walkways:
                 for message, _received_ns in receiver.poll(200):
                     if isinstance(message, WindowScore):
                         scores.append(message)
                     elif isinstance(message, EndOfStream) and message.source == "inference":
-                        eos = message
+                        ends[message.walkway] = message
             run.join(60)
             wall_s = time.monotonic() - t0
         finally:
@@ -103,7 +108,10 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
         raise ConfigError(f"realtime run failed: {run.error}")
     t_first = min((s.t_end_mono_ns for s in scores), default=0)
     stride_s = cfg.inference.window.stride_s
-    stats = eos.stats if eos else {}
+    stats: dict[str, float] = {}  # summed over walkways
+    for end in ends.values():
+        for key, value in end.stats.items():
+            stats[key] = stats.get(key, 0) + value
     reasons: dict[str, int] = {}
     for s in scores:
         if s.reason_code:
@@ -111,7 +119,8 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
     return {
         "duration_s": duration_s, "wall_s": round(wall_s, 1), "pipeline_exit": run.exit_code,
         "pipeline_error": run.error,
-        "windows": len(scores), "windows_expected": int(duration_s // stride_s) - 1,
+        "walkways": walkways,
+        "windows": len(scores), "windows_expected": (int(duration_s // stride_s) - 1) * walkways,
         "windows_valid": sum(s.valid for s in scores), "invalid_by_reason": reasons,
         "invalid_examples": [f"window {s.window}: {s.reason}" for s in scores if not s.valid][:5],
         "latency_ms": describe(s.latency_ms for s in scores),
@@ -121,7 +130,18 @@ def _realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> 
         "frames_lost_in_transit": {v: stats.get(f"seq_gaps_{v}") for v in ("front", "side")},
         "frames_unpaired": {v: stats.get(f"unpaired_{v}") for v in ("front", "side")},
         "model": scores[0].model if scores else None,
+        **({"per_walkway": _per_walkway(scores)} if walkways > 1 else {}),
     }
+
+
+def _per_walkway(scores: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for walkway in sorted({s.walkway for s in scores}):
+        mine = [s for s in scores if s.walkway == walkway]
+        latency = describe(s.latency_ms for s in mine)
+        out[walkway] = {"windows": len(mine), "windows_valid": sum(s.valid for s in mine),
+                        "latency_p50_ms": latency["p50"], "latency_p95_ms": latency["p95"]}
+    return out
 
 
 def _naive_realtime(cfg: DualgaitConfig, front: str, side: str, duration_s: float) -> dict[str, Any]:
@@ -218,7 +238,7 @@ def render(report: dict[str, Any]) -> str:
             continue
         lines += [f"## {title}", ""]
         facts = {k: v for k, v in run.items() if not isinstance(v, dict | list) or k in ("invalid_by_reason",
-                 "frames_lost_in_transit", "frames_unpaired", "frames_received")}
+                 "frames_lost_in_transit", "frames_unpaired", "frames_received", "per_walkway")}
         lines += [", ".join(f"{k} {json.dumps(v)}" for k, v in facts.items() if k not in ("model",)), ""]
         lines += [f"- {example}" for example in run.get("invalid_examples", [])]
         lines += [""] if run.get("invalid_examples") else []
@@ -240,6 +260,8 @@ def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     for path, what in ((front, "front video"), (side, "side video"), (cfg.inference.detector.weights, "detector")):
         if not Path(path).exists():
             raise ConfigError(f"{what} not found: {path}")
+    if not 1 <= args.walkways <= 64:
+        raise ConfigError(f"--walkways must be in 1..64, got {args.walkways}")
     modes = {m.strip() for m in args.modes.split(",") if m.strip()}
     if not modes or not modes <= {"realtime", "offline"}:
         raise ConfigError(f"--modes takes realtime and/or offline, got {args.modes!r}")
@@ -253,7 +275,7 @@ def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
             results["naive_offline"] = _naive_offline(cfg, front, side)
     if "realtime" in modes:
         log.info("realtime: %.0f s of looped replay through the processes", args.duration_s)
-        results["realtime"] = _realtime(cfg, front, side, args.duration_s)
+        results["realtime"] = _realtime(cfg, front, side, args.duration_s, args.walkways)
         if not args.no_baseline:
             log.info("realtime: naive baseline for %.0f s", args.baseline_duration_s)
             results["naive_realtime"] = _naive_realtime(cfg, front, side, args.baseline_duration_s)

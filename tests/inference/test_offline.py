@@ -108,3 +108,16 @@ def test_bench_walkways_compares_batched_with_one_at_a_time(short_pair, tmp_path
         assert bat["latency_ms"]["p50"] > 0
     md = out.with_suffix(".md").read_text()
     assert "| 2 |" in md and "Most walkways kept in real time" in md
+
+
+def test_bench_e2e_realtime_with_two_walkways_reports_each(short_pair, tmp_path: Path) -> None:
+    """Six processes (four captures) in real time for 4 s: both walkways' windows arrive, counted apart."""
+    out = tmp_path / "e2e2.json"
+    args = ["bench", "e2e", "--output", str(out), "--front", short_pair[0], "--side", short_pair[1],
+            "--modes", "realtime", "--no-baseline", "--walkways", "2", "--duration-s", "4", *SMALL]
+    assert main(args) == 0
+    rt = json.loads(out.read_text())["results"]["realtime"]
+    assert rt["walkways"] == 2 and rt["windows_expected"] == 6 and rt["pipeline_exit"] == 0
+    assert set(rt["per_walkway"]) == {"main", "w1"}
+    assert all(w["windows"] >= 2 for w in rt["per_walkway"].values())
+    assert sum(w["windows"] for w in rt["per_walkway"].values()) == rt["windows"]
