@@ -139,7 +139,7 @@ def resume_position(*, elapsed_s: float, speed: float, base_offset_s: float, dur
 
 
 def _capture_command(cfg: DualgaitConfig, view: str, common: list[str], start_at_box: list[float],
-                     restart_delay_s: float) -> Callable[[int], list[str] | None]:
+                     restart_delay_s: float, *, name: str) -> Callable[[int], list[str] | None]:
     """argv of capture ``view``: the shared start instant first (``start_at_box[0]``, set once known); on a
     restart, the resumed position."""
     duration: list[float] = []
@@ -164,7 +164,7 @@ def _capture_command(cfg: DualgaitConfig, view: str, common: list[str], start_at
         if resumed is None:
             return None
         shift_s, offset_s, remaining_s = resumed
-        log.info("capture-%s resumes the replay at %.2f s of the file, %.2f s after the shared start", view,
+        log.info("%s resumes the replay at %.2f s of the file, %.2f s after the shared start", name,
                  offset_s, shift_s)
         return _dualgait(*base, "--start-at", f"{start_at + shift_s:.6f}",
                          "--set", f"capture.start_offset_s={offset_s:.6f}",
@@ -260,7 +260,7 @@ def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_d
                      *(["--ready-file", str(ready[name])] if restarts == 0 else [])))
                  for name in ("aggregator", "inference")]
         specs += [ChildSpec(name, _capture_command(cfg.for_walkway(walkway), view, argv, start_at,
-                                                   max(cfg.capture.start_delay_s, 0.5)))
+                                                   max(cfg.capture.start_delay_s, 0.5), name=name))
                   for name, (walkway, view, argv) in captures.items()]
         publisher = _EventPublisher(cfg.supervisor.event_endpoint)
         # stopped upstream first: what inference still publishes while it stops reaches the aggregator
