@@ -37,6 +37,10 @@ class CaptureConfig:
     send_hwm_frames: int = 64
     # delay between process start and the shared start instant when none is given on the command line
     start_delay_s: float = 1.0
+    # live (PUB/SUB): after binding, wait up to this long for the first subscriber before reading the source, so
+    # the first frames are not published to nobody (ZeroMQ's slow joiner); a replay keeps its shared timeline
+    # (late frames go out at once, stamped when they were due). 0: do not wait
+    subscriber_wait_s: float = 2.0
     # camera loss: reconnect with exponential backoff (+ up to 25 % random jitter), heartbeats meanwhile
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 10.0
@@ -65,6 +69,8 @@ class CaptureConfig:
             raise ValueError(f"fourcc must be 4 ASCII characters (e.g. MJPG), got {self.fourcc!r}")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise ValueError(f"max_duration_s must be > 0 or null, got {self.max_duration_s}")
+        if self.subscriber_wait_s < 0:
+            raise ValueError(f"subscriber_wait_s must be >= 0, got {self.subscriber_wait_s}")
         if self.start_offset_s < 0:
             raise ValueError(f"start_offset_s must be >= 0, got {self.start_offset_s}")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:

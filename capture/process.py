@@ -91,6 +91,19 @@ class FrameSender:
     def send_control(self, parts: list, timeout_s: float) -> bool:
         return self._try_send(parts, time.monotonic() + timeout_s, None)
 
+    def wait_for_subscriber(self, timeout_s: float, stop: StopFlag) -> bool:
+        """Live: wait (up to ``timeout_s``, or a stop) for a subscription message, i.e. a first subscriber."""
+        if self.lossless:
+            return True
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        deadline_s = time.monotonic() + timeout_s
+        while not stop and (left_s := deadline_s - time.monotonic()) > 0:
+            if poller.poll(min(100, max(1, round(left_s * 1e3)))):
+                self.drain_subscriptions()
+                return True
+        return False
+
     def drain_subscriptions(self) -> None:
         """XPUB hands subscription messages to the application: read them so they do not pile up."""
         if self.lossless:
@@ -160,6 +173,8 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
             if not sender.send_control(encode_camera_state(event), control_timeout_s):
                 counters.control_drops += 1
 
+        if ccfg.subscriber_wait_s > 0 and not sender.wait_for_subscriber(ccfg.subscriber_wait_s, stop):
+            log.info("%s: no subscriber after %g s; publishing anyway", view, ccfg.subscriber_wait_s)
         thread.start()
         next_beat_s = time.monotonic()
         ending: CameraState | None = None
