@@ -201,12 +201,9 @@ def render(report: dict[str, Any]) -> str:
 
 def run_bench_soak(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from inference.bench_e2e import _int8_ready
-    from inference.bench_report import machine_info
+    from inference.bench_report import machine_info, recorded_pair, write_report
 
-    front, side = args.front or cfg.capture.front, args.side or cfg.capture.side
-    for path, what in ((front, "front video"), (side, "side video"), (cfg.inference.detector.weights, "detector")):
-        if not Path(path).exists():
-            raise ConfigError(f"{what} not found: {path}")
+    front, side = recorded_pair(args.front, args.side, cfg)
     if args.duration_s < 2 * args.warmup_s or args.sample_s <= 0:
         raise ConfigError("--duration-s must be at least twice --warmup-s, and --sample-s > 0")
     cfg = with_overrides(cfg, {"capture": {"front": front, "side": side}})
@@ -224,10 +221,5 @@ def run_bench_soak(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
                        "config": args.config or "defaults", "overrides": args.overrides, "model": result["model"],
                        "front": front, "side": side},
               "result": result, "targets": targets}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    md = render(report)
-    out.with_suffix(".md").write_text(md + "\n")
-    print(md, flush=True)
+    write_report(args.output, report, render(report))
     return 0

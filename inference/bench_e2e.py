@@ -254,12 +254,9 @@ def render(report: dict[str, Any]) -> str:
 def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from datetime import UTC, datetime
 
-    from inference.bench_report import machine_info
+    from inference.bench_report import machine_info, recorded_pair, write_report
 
-    front, side = args.front or cfg.capture.front, args.side or cfg.capture.side
-    for path, what in ((front, "front video"), (side, "side video"), (cfg.inference.detector.weights, "detector")):
-        if not Path(path).exists():
-            raise ConfigError(f"{what} not found: {path}")
+    front, side = recorded_pair(args.front, args.side, cfg)
     if not 1 <= args.walkways <= 64:
         raise ConfigError(f"--walkways must be in 1..64, got {args.walkways}")
     modes = {m.strip() for m in args.modes.split(",") if m.strip()}
@@ -285,10 +282,5 @@ def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
                        "front": front, "side": side},
               "results": results}
     report["targets"] = _targets(results)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    md = render(report)
-    out.with_suffix(".md").write_text(md + "\n")
-    print(md, flush=True)
+    write_report(args.output, report, render(report))
     return 0

@@ -121,6 +121,27 @@ def summary_line(row: Mapping[str, Any]) -> str:
             f"CPU share {row['cpu_share']:.2f}, load {row['load_avg_1m']:.1f})")
 
 
+def recorded_pair(front: str | None, side: str | None, cfg: Any) -> tuple[str, str]:
+    """The benches' inputs: ``--front``/``--side`` or the config's capture sources, and the detector weights,
+    checked to exist (``ConfigError``, one line)."""
+    from dualgait.configtools import ConfigError
+
+    front, side = front or cfg.capture.front, side or cfg.capture.side
+    for path, what in ((front, "front video"), (side, "side video"), (cfg.inference.detector.weights, "detector")):
+        if not Path(path).exists():
+            raise ConfigError(f"{what} not found: {path}")
+    return front, side
+
+
+def write_report(output: str | Path, report: Mapping[str, Any], markdown: str) -> None:
+    """A bench's JSON report to ``output``, its markdown beside it (``.md``), and the markdown on stdout."""
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown + "\n")
+    print(markdown, flush=True)
+
+
 def write_json(path: Path, meta: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({**meta, "results": list(rows)}, indent=2) + "\n")

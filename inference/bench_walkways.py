@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from dualgait.config import DualgaitConfig
@@ -222,13 +220,10 @@ def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from datetime import UTC, datetime
 
     from inference.bench_e2e import _int8_ready
-    from inference.bench_report import machine_info
+    from inference.bench_report import machine_info, recorded_pair, write_report
     from inference.process import _load_models
 
-    front, side = args.front or cfg.capture.front, args.side or cfg.capture.side
-    for path, what in ((front, "front video"), (side, "side video"), (cfg.inference.detector.weights, "detector")):
-        if not Path(path).exists():
-            raise ConfigError(f"{what} not found: {path}")
+    front, side = recorded_pair(args.front, args.side, cfg)
     try:
         counts = sorted({int(c) for c in args.walkways.split(",") if c.strip()})
     except ValueError:
@@ -261,11 +256,6 @@ def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
               "results": results,
               "max_real_time_walkways": max((r["walkways"] for r in results if r["batched"]["keeps_real_time"]),
                                             default=0)}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    md = render(report)
-    out.with_suffix(".md").write_text(md + "\n")
-    print(md, flush=True)
+    write_report(args.output, report, render(report))
     return 0
 
