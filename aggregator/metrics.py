@@ -135,7 +135,8 @@ class AggregatorMetrics:
         try:
             self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} (stop the program using "
+                          "it, or --set aggregator.metrics.port=PORT, 0: any free)") from None
         bound = int(self._server.server_address[1])
         log.info("metrics on http://%s:%d/metrics", host, bound)
         return bound

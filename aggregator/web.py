@@ -192,7 +192,8 @@ class LiveServer:
             self._server = _Server((host, port), state, loopback_only=host in LOOPBACK_NAMES,
                                    access_token=access_token)
         except OSError as exc:
-            raise OSError(f"cannot serve the live view on {host}:{port}: {exc.strerror or exc}") from None
+            raise OSError(f"cannot serve the live view on {host}:{port}: {exc.strerror or exc} (stop the program "
+                          "using it, or --set aggregator.http.port=PORT, 0: any free)") from None
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-view", daemon=True)

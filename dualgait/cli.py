@@ -1,4 +1,4 @@
-"""``dualgait`` command line: demo, run, capture, infer, aggregate, session, export, bench, simulate, train."""
+"""``dualgait`` command line: demo, doctor, run, capture, infer, aggregate, session, export, bench, simulate, train."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                            "instead of the recording")
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
+
+    doctor = sub.add_parser("doctor", help="what this machine has, what the pipeline will use, which features work")
+    _common(doctor)
+    from dualgait.doctor import add_doctor_args
+
+    add_doctor_args(doctor)
 
     score = sub.add_parser("score", help="score a recorded front/side pair offline, as fast as possible")
     _common(score)
@@ -130,27 +136,18 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None):
     return load_config(args.config, [*args.overrides, *(extra or [])])
 
 
-def _require_file(path: str, what: str) -> None:
-    if not Path(path).exists():
-        raise ConfigError(f"{what} not found: {path}")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from dualgait.config import with_overrides
     from dualgait.launcher import LaunchError, run_pipeline
+    from dualgait.preflight import check_assets, check_ports, check_writable_dir, planned_tcp_binds
 
     cfg = _load(args)
-    out_dir = Path(args.output).resolve()
+    out_dir = check_writable_dir(args.output, what="output folder", fix="choose another with --output DIR")
     capture = {}
     if args.front:
         capture["front"] = args.front
     if args.side:
         capture["side"] = args.side
-    if args.walker:
-        from training.synthetic.demo_walker import render_demo_walker
-
-        walker = render_demo_walker(out_dir / "walker", asd=args.walker == "asd")
-        capture["front"], capture["side"] = (str(path) for path in walker)
     if args.speed is not None:
         capture["speed"] = args.speed
     cfg = with_overrides(cfg, {
@@ -159,9 +156,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True},
         "supervisor": {"restart": False},  # a demo fails fast: a crash ends it with the reason
     })
-    for view in ("front", "side"):  # user mistakes first, before minutes of model building
-        _require_file(cfg.capture.source(view), f"{view} video")
-    _require_file(cfg.inference.detector.weights, "detector weights")
+    # user mistakes and a busy machine first, before loading models and starting processes
+    videos = {} if args.walker else {f"{view} video": cfg.capture.source(view) for view in ("front", "side")}
+    check_assets(videos, cfg.inference.detector.weights)
+    check_ports(planned_tcp_binds(cfg, private_endpoints=True))
+    if args.walker:
+        from training.synthetic.demo_walker import render_demo_walker
+
+        walker = render_demo_walker(out_dir / "walker", asd=args.walker == "asd")
+        cfg = with_overrides(cfg, {"capture": dict(zip(("front", "side"), (str(path) for path in walker),
+                                                       strict=True))})
     from capture.sources import FileSource
 
     durations = []
@@ -172,7 +176,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dualgait.score import resolve_model
 
     cfg = resolve_model(cfg, untrained=args.untrained)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
     replay_s = max(durations) / cfg.capture.speed
@@ -192,6 +195,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from dualgait.doctor import run_doctor
+
+    return run_doctor(args)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from dualgait.score import run_score
 
@@ -200,8 +209,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dualgait.launcher import run_pipeline
+    from dualgait.preflight import check_cache_dir, check_ports, planned_tcp_binds
 
-    return run_pipeline(_load(args), log_level=args.log_level)
+    cfg = _load(args)
+    check_ports(planned_tcp_binds(cfg))
+    if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
+        check_cache_dir(cfg)
+    return run_pipeline(cfg, log_level=args.log_level)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -276,9 +290,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args, _load(args))
 
 
-COMMANDS = {"demo": cmd_demo, "score": cmd_score, "run": cmd_run, "capture": cmd_capture, "infer": cmd_infer,
-            "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export, "bench": cmd_bench,
-            "simulate": cmd_simulate, "train": cmd_train, "keys": cmd_keys}
+COMMANDS = {"demo": cmd_demo, "doctor": cmd_doctor, "score": cmd_score, "run": cmd_run, "capture": cmd_capture,
+            "infer": cmd_infer, "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export,
+            "bench": cmd_bench, "simulate": cmd_simulate, "train": cmd_train, "keys": cmd_keys}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from dualgait.config import DualgaitConfig, with_overrides
-from dualgait.configtools import ConfigError
 
 
 def add_score_args(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +24,15 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
-    """The configured weights; else the synthetic demo model (built and cached on first use) unless untrained."""
+    """The configured weights; else the synthetic demo model (shipped, or built and cached) unless untrained.
+
+    Checks first that the cache folder is writable when it will be written: an exported engine, or a demo
+    model that must be built (one line naming the fix instead of a failure minutes later).
+    """
+    from dualgait.preflight import check_cache_dir
+
+    if cfg.inference.model.engine != "torch":
+        check_cache_dir(cfg)
     if cfg.inference.model.weights is not None or untrained:
         return cfg
     from training.demo_model import DEMO_RECIPE, ensure_demo_model
@@ -36,13 +43,11 @@ def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
 
 def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from aggregator.scoring import ScoreAggregator, summary_lines
+    from dualgait.preflight import check_assets
     from inference.offline import ReplayClock, score_pair
     from inference.process import build_pipeline
 
-    for path, what in ((args.front, "front video"), (args.side, "side video"),
-                       (cfg.inference.detector.weights, "detector weights")):
-        if not Path(path).exists():
-            raise ConfigError(f"{what} not found: {path}")
+    check_assets({"front video": args.front, "side video": args.side}, cfg.inference.detector.weights)
     from capture.sources import FileSource
 
     for path in (args.front, args.side):  # an unreadable video: SourceError now, not after building the model
