@@ -158,7 +158,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     })
     # user mistakes and a busy machine first, before loading models and starting processes
     videos = {} if args.walker else {f"{view} video": cfg.capture.source(view) for view in ("front", "side")}
-    check_assets(videos, cfg.inference.detector.weights)
+    check_assets(videos, cfg.inference.detector.weights,
+                 video_fix="give another with --{view} FILE or --set capture.{view}=FILE")
     check_ports(planned_tcp_binds(cfg, private_endpoints=True))
     if args.walker:
         from training.synthetic.demo_walker import render_demo_walker

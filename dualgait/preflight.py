@@ -48,11 +48,12 @@ def _in_assets(path: str) -> bool:
     return True
 
 
-def check_assets(videos: dict[str, str], detector_weights: str) -> None:
+def check_assets(videos: dict[str, str], detector_weights: str, *, video_fix: str | None = None) -> None:
     """The videos (``{"front video": path, ...}``) and the detector weights exist, else one actionable line.
 
     A path into the shared assets folder that is missing because the whole folder is missing gets the
-    folder's fix (set DUALGAIT_ASSETS) rather than a file's.
+    folder's fix (set DUALGAIT_ASSETS) rather than a file's. ``video_fix``: what to do about a missing video,
+    ``{view}`` replaced by its view (e.g. "give another with --{view} FILE").
     """
     wanted = [*videos.values(), detector_weights]
     root = assets_dir()
@@ -62,9 +63,8 @@ def check_assets(videos: dict[str, str], detector_weights: str) -> None:
                              "the folder that holds videos/ and weights/")
     for what, path in videos.items():
         if not Path(path).exists():
-            view = what.split()[0]
-            raise PreflightError(f"{what} not found: {path} (give another with --{view} FILE or --set "
-                                 f"capture.{view}=FILE)")
+            fix = f" ({video_fix.format(view=what.split()[0])})" if video_fix else ""
+            raise PreflightError(f"{what} not found: {path}{fix}")
     if not Path(detector_weights).exists():
         raise PreflightError(f"detector weights not found: {detector_weights} (the shared YOLO11n OpenVINO model is "
                              f"weights/yolo11n_int8_openvino_model in the shared assets, found through {ASSETS_ENV}; "
