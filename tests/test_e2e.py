@@ -131,11 +131,13 @@ def test_demo_command_on_short_clips(tmp_path: Path, assets: Path) -> None:
     _clip(assets / "videos/walk_front.mp4", front, 105)  # 4.2 s -> 4 windows
     _clip(assets / "videos/walk_side.mp4", side, 105)
     out_dir = tmp_path / "demo"
-    env = dict(os.environ, DUALGAIT_ASSETS=str(assets))
-    # --untrained: the synthetic demo model takes minutes to build (tests/training/test_demo_model.py covers it)
-    result = subprocess.run(_dualgait("demo", "--front", str(front), "--side", str(side), "--output", str(out_dir),
-                                      "--untrained"), capture_output=True, text=True, timeout=300, env=env)
+    home = tmp_path / "home"  # a fresh HOME: no cache; the demo scores with the shipped demo model, builds nothing
+    env = {k: v for k, v in os.environ.items() if k != "DUALGAIT_CACHE_DIR"}
+    env.update(DUALGAIT_ASSETS=str(assets), HOME=str(home))
+    result = subprocess.run(_dualgait("demo", "--front", str(front), "--side", str(side), "--output", str(out_dir)),
+                            capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "building the demo model" not in result.stdout and not (home / ".cache" / "dualgait" / "demo-model").exists()
     windows = [json.loads(line) for line in (out_dir / "windows.jsonl").read_text().splitlines()]
     assert len(windows) == 4
     required = {"window", "valid", "reason", "p_asd", "p_front", "p_side", "cumulative_p_asd", "latency_ms"}
@@ -143,7 +145,8 @@ def test_demo_command_on_short_clips(tmp_path: Path, assets: Path) -> None:
     summary = json.loads((out_dir / "summary.json").read_text())
     assert {"windows", "valid_windows", "cumulative_p_asd", "model"} <= set(summary)
     assert summary["windows"] == 4 and summary["demo_wall_s"] > 0
-    assert "untrained model: scores are meaningless" in result.stdout
+    assert summary["untrained"] is False and summary["synthetic"] is True
+    assert "[model trained on simulated walkers]" in result.stdout
     assert "demo finished" in result.stdout
 
 

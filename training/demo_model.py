@@ -1,19 +1,27 @@
 """The demo model: a small late-fusion model trained on synthetic walkers, built once and cached.
 
 ``dualgait demo`` uses it by default so that its scores mean something *within the simulation*: a
-synthetic walker with spinal-deformity-like traits should score high and a normal one low. It is
-never committed to the repository: the first demo builds it (simulate -> the live preprocessing ->
-train, with progress bars, about 20 minutes on 2 CPU cores) into the cache, and later runs reuse it.
-It knows nothing about real patients.
+synthetic walker with spinal-deformity-like traits should score high and a normal one low. It knows
+nothing about real patients.
 
-``python -m training.demo_model [--check N]`` builds it the same way (or finds it in the cache) and, with
-``--check``, scores N fresh synthetic walkers of each class that it never saw, through the live
-pipeline's own code: the check behind the numbers in docs/training.md.
+Building it (simulate -> the live preprocessing -> train) takes about 25 minutes on 2 CPU cores, so the
+package ships it: ``training/packaged/demo_model.pt`` (about 4 MB, the one exception to "no weights in the
+repository") with ``demo_model.json``, which records the recipe it was built from, its key and the file's
+sha256. It is used only while its recorded recipe key equals :data:`DEMO_RECIPE`'s; after a recipe change
+the demo builds the new model once into the cache (``inference.model.cache_dir``/demo-model/<key>/), and
+``tests/training/test_demo_model.py`` fails until the shipped copy is rebuilt with
+``python -m training.demo_model --package``.
+
+``python -m training.demo_model [--rebuild] [--package] [--check N]`` finds (or builds) it; ``--rebuild``
+builds it from scratch even when a copy exists, ``--package`` writes the shipped copy, and ``--check``
+scores N fresh synthetic walkers of each class that it never saw, through the live pipeline's own code:
+the check behind the numbers in docs/training.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +34,8 @@ from typing import Any
 
 from dualgait.config import DualgaitConfig, with_overrides
 
-__all__ = ["DEMO_RECIPE", "DemoRecipe", "WalkerScore", "check_demo_model", "demo_model_path", "ensure_demo_model"]
+__all__ = ["DEMO_RECIPE", "PACKAGED_DIR", "DemoRecipe", "WalkerScore", "check_demo_model", "demo_model_path",
+           "ensure_demo_model", "find_demo_model", "packaged_demo_model", "write_packaged_demo_model"]
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +64,71 @@ class DemoRecipe:
     version: int = 3  # bump when the simulator or the training changes what this recipe produces
 
     def key(self) -> str:
-        import hashlib
-
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 DEMO_RECIPE = DemoRecipe()
 
 
+PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"
+PACKAGED_MODEL = "demo_model.pt"
+PACKAGED_INFO = "demo_model.json"
+
+
 def demo_model_path(cache_dir: str | Path, recipe: DemoRecipe = DEMO_RECIPE) -> Path:
+    """Where the cache keeps the demo model of ``recipe`` (built there when the shipped copy does not fit)."""
     return Path(cache_dir).expanduser() / "demo-model" / recipe.key() / "best.pt"
 
 
-def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, progress: bool = True) -> Path:
-    """The cached demo checkpoint, built first if missing. Returns its path."""
-    path = demo_model_path(cfg.inference.model.cache_dir, recipe)
-    if path.is_file():
-        return path
-    print(f"dualgait: building the demo model once (synthetic walkers, {recipe.subjects} subjects; about 20 minutes "
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_info(packaged_dir: Path = PACKAGED_DIR) -> dict[str, Any] | None:
+    """What ``demo_model.json`` of the shipped copy says (recipe, key, sha256, validation), None when absent."""
+    try:
+        return json.loads((packaged_dir / PACKAGED_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def packaged_demo_model(recipe: DemoRecipe = DEMO_RECIPE, packaged_dir: Path = PACKAGED_DIR) -> Path | None:
+    """The shipped demo model when it was built from ``recipe`` (its recorded key matches), else None."""
+    info = packaged_info(packaged_dir)
+    path = packaged_dir / PACKAGED_MODEL
+    if info is None or info.get("key") != recipe.key() or not path.is_file():
+        return None
+    return path
+
+
+def find_demo_model(cfg: DualgaitConfig, recipe: DemoRecipe = DEMO_RECIPE) -> tuple[Path, str] | None:
+    """``(path, "packaged" | "cache")`` of a demo model built from ``recipe``, or None when it must be built."""
+    packaged = packaged_demo_model(recipe)
+    if packaged is not None:
+        return packaged, "packaged"
+    cached = demo_model_path(cfg.inference.model.cache_dir, recipe)
+    return (cached, "cache") if cached.is_file() else None
+
+
+def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, progress: bool = True,
+                      rebuild: bool = False) -> Path:
+    """The demo checkpoint of ``recipe``: the shipped copy, else the cached one, else built into the cache first.
+
+    ``rebuild``: build it again (into the cache) even when a copy exists.
+    """
+    found = None if rebuild else find_demo_model(cfg, recipe)
+    if found is not None:
+        return found[0]
+    from dualgait.preflight import check_cache_dir
+
+    path = demo_model_path(check_cache_dir(cfg), recipe)
+    if rebuild and path.parent.exists():
+        shutil.rmtree(path.parent)
+    print(f"dualgait: building the demo model once (synthetic walkers, {recipe.subjects} subjects; about 25 minutes "
           "on 2 cores); "
           f"it is cached in {path.parent}", flush=True)
     t0 = time.perf_counter()
@@ -80,6 +136,7 @@ def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, 
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent.parent))
     try:
         info = _build(cfg, recipe, work, progress=progress)
+        info["build_s"] = round(time.perf_counter() - t0, 1)
         (work / "model" / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), **info}, indent=1) + "\n")
         try:
             (work / "model").rename(path.parent)
@@ -90,6 +147,25 @@ def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, 
         shutil.rmtree(work, ignore_errors=True)
     print(f"dualgait: demo model ready in {time.perf_counter() - t0:.0f} s: {path}", flush=True)
     return path
+
+
+def write_packaged_demo_model(built: Path, recipe: DemoRecipe = DEMO_RECIPE,
+                              packaged_dir: Path = PACKAGED_DIR) -> Path:
+    """Copy a demo model built from ``recipe`` (its ``best.pt``, beside its ``recipe.json``) to the shipped copy."""
+    from inference.models import load_checkpoint
+
+    meta = load_checkpoint(built).meta
+    if json.dumps(meta.get("recipe"), sort_keys=True) != json.dumps(asdict(recipe), sort_keys=True):
+        raise ValueError(f"{built} was not built from this recipe (key {recipe.key()})")
+    built_info = json.loads((built.parent / "recipe.json").read_text())
+    packaged_dir.mkdir(parents=True, exist_ok=True)
+    target = packaged_dir / PACKAGED_MODEL
+    shutil.copyfile(built, target)
+    info = {"key": recipe.key(), "recipe": asdict(recipe), "sha256": _sha256(target), "bytes": target.stat().st_size,
+            "built_by": "python -m training.demo_model --package",
+            **{k: v for k, v in built_info.items() if k != "recipe"}}
+    (packaged_dir / PACKAGED_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    return target
 
 
 def _build(cfg: DualgaitConfig, recipe: DemoRecipe, work: Path, *, progress: bool) -> dict[str, Any]:
@@ -197,21 +273,33 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.demo_model [--check N]``: build (or find) the demo model; optionally check it."""
+    """``python -m training.demo_model [--rebuild] [--package] [--check N]``: find or build the demo model."""
     from dualgait.config import load_config
     from inference.detector import configure_ultralytics_env
 
     configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")  # offline and quiet, as the CLI
     parser = argparse.ArgumentParser(prog="python -m training.demo_model", description=main.__doc__)
     parser.add_argument("--config", help="YAML config (default: built-in)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build it from scratch (about 25 minutes on 2 cores) even when a copy exists")
+    parser.add_argument("--package", action="store_true",
+                        help=f"write the built model to the package's shipped copy ({PACKAGED_DIR})")
     parser.add_argument("--check", type=int, default=0, metavar="N",
                         help="also score N unseen synthetic walkers of each class and print the table")
     parser.add_argument("--check-dir", default=None, help="where to render the check walkers (default: a temp dir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = load_config(args.config, [])
-    path = ensure_demo_model(cfg)
+    cached = demo_model_path(cfg.inference.model.cache_dir)
+    if args.package and not args.rebuild and cached.is_file():  # the shipped copy comes from a build
+        path = cached
+    elif args.package:
+        path = ensure_demo_model(cfg, rebuild=True)
+    else:
+        path = ensure_demo_model(cfg, rebuild=args.rebuild)
     print(f"demo model: {path}")
+    if args.package:
+        print(f"shipped copy written: {write_packaged_demo_model(path)}")
     if args.check > 0:
         with tempfile.TemporaryDirectory(prefix="dualgait-check-") as tmp:
             scores = check_demo_model(cfg, path, walkers_per_class=args.check, out_dir=args.check_dir or tmp)

@@ -1,7 +1,11 @@
-"""The demo model is built once from synthetic walkers, cached, labelled synthetic, and loads for inference."""
+"""The demo model: built from synthetic walkers, shipped in the package while it matches its recipe, labelled
+synthetic, and loads for inference."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,18 @@ import pytest
 from dualgait.config import load_config
 from inference.engines.factory import create_runner
 from inference.models import load_checkpoint
-from training.demo_model import DemoRecipe, check_demo_model, demo_model_path, ensure_demo_model
+from training.demo_model import (
+    DEMO_RECIPE,
+    PACKAGED_DIR,
+    DemoRecipe,
+    check_demo_model,
+    demo_model_path,
+    ensure_demo_model,
+    find_demo_model,
+    packaged_demo_model,
+    packaged_info,
+    write_packaged_demo_model,
+)
 
 TINY = DemoRecipe(subjects=6, seconds=2.5, size_px=256, width=4, input_px=32, epochs_max=2, patience=1,
                   batch_size=4, val_fraction=0.5)
@@ -42,3 +57,48 @@ def test_demo_model_is_built_once_and_labelled_synthetic(tmp_path: Path, assets:
         assert s.windows == 2 and 0 <= s.valid_windows <= s.windows
         assert s.cumulative_p_asd is None or 0.0 <= s.cumulative_p_asd <= 1.0
     assert any(s.valid_windows for s in scores)
+
+
+# --------------------------------------------------------------------------- the shipped copy
+
+
+def test_shipped_demo_model_matches_its_recipe() -> None:
+    """Fails when DEMO_RECIPE changes (or the file does) and the shipped checkpoint was not rebuilt from it."""
+    info = packaged_info()
+    assert info is not None, "no shipped demo model: build it with python -m training.demo_model --package"
+    rebuild = "the recipe changed: rebuild the shipped copy with python -m training.demo_model --package"
+    assert info["key"] == DEMO_RECIPE.key(), rebuild
+    assert info["recipe"] == json.loads(json.dumps(asdict(DEMO_RECIPE))), rebuild
+    path = PACKAGED_DIR / "demo_model.pt"
+    assert path.stat().st_size == info["bytes"] <= 5 * 1024 * 1024
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"]
+    ckpt = load_checkpoint(path)
+    assert json.dumps(ckpt.meta["recipe"], sort_keys=True) == json.dumps(asdict(DEMO_RECIPE), sort_keys=True)
+    assert ckpt.meta["synthetic"] is True and ckpt.meta["trained_by"] == "training.demo_model"
+    assert (ckpt.spec.variant, ckpt.spec.width, ckpt.spec.input_px) == (DEMO_RECIPE.variant, DEMO_RECIPE.width,
+                                                                        DEMO_RECIPE.input_px)
+    assert packaged_demo_model() == path
+    assert packaged_demo_model(TINY) is None  # another recipe is never served the shipped weights
+
+
+def test_demo_uses_the_shipped_copy_and_builds_nothing(tmp_path: Path) -> None:
+    cfg = load_config(None, [f"inference.model.cache_dir={tmp_path / 'cache'}"])
+    assert find_demo_model(cfg) == (PACKAGED_DIR / "demo_model.pt", "packaged")
+    assert ensure_demo_model(cfg, progress=False) == PACKAGED_DIR / "demo_model.pt"
+    assert not (tmp_path / "cache").exists()
+    assert find_demo_model(cfg, TINY) is None  # a recipe with no copy anywhere: it would be built
+
+
+def test_package_refuses_a_model_of_another_recipe(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not built from this recipe"):
+        write_packaged_demo_model(PACKAGED_DIR / "demo_model.pt", TINY, packaged_dir=tmp_path)
+
+
+@pytest.mark.e2e
+def test_shipped_demo_model_tells_unseen_walkers_apart(tmp_path: Path, assets: Path) -> None:
+    """What docs/training.md shows it can tell apart, on one unseen walker of each class (live pipeline code)."""
+    cfg = load_config(None, [f"inference.detector.weights={assets / 'weights' / 'yolo11n_int8_openvino_model'}"])
+    asd, normal = check_demo_model(cfg, PACKAGED_DIR / "demo_model.pt", walkers_per_class=1, out_dir=tmp_path)
+    assert asd.asd and not normal.asd
+    assert asd.valid_windows >= 4 and normal.valid_windows >= 4
+    assert asd.cumulative_p_asd > 0.8 and normal.cumulative_p_asd < 0.3
