@@ -11,7 +11,7 @@ import pkgutil
 import sys
 import traceback
 
-PACKAGES = ("dualgait", "capture", "inference", "aggregator", "training")
+PACKAGES = ("core", "capture", "inference", "aggregator", "offline", "bench", "dualgait", "training")
 
 
 def main() -> int:

@@ -11,10 +11,10 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from aggregator.config import AggregatorConfig
-from aggregator.export import FORMATS, export_session
+from aggregator.session_export import FORMATS, export_session
 from aggregator.store import SessionStore, StoreError
 from aggregator.web import OPERATOR_HEADER
-from dualgait.messages import DEFAULT_WALKWAY, check_walkway_id
+from core.messages import DEFAULT_WALKWAY, check_walkway_id
 
 
 def add_session_args(parser: argparse.ArgumentParser,

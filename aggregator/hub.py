@@ -30,7 +30,7 @@ from aggregator.scoring import (
 )
 from aggregator.sessions import AmbiguousWalkway, SessionEvent, SessionTracker, session_summary
 from aggregator.store import SessionStore
-from dualgait.messages import CameraState, EndOfStream, Heartbeat, Preview, SessionUpdate, WindowScore
+from core.messages import CameraState, EndOfStream, Heartbeat, Preview, SessionUpdate, WindowScore
 
 log = logging.getLogger(__name__)
 

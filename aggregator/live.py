@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgait.messages import DEFAULT_WALKWAY, VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
+from core.messages import DEFAULT_WALKWAY, VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
 
 LOST_STATES = ("stalled", "reconnecting")
 AMBIGUOUS_WALKWAY = "ambiguous_walkway"  # the ``reason`` of an operator command that must name its walkway

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from dualgait.messages import CAMERA_STATES, VIEWS, CameraState, EndOfStream, Heartbeat, WindowScore
+from core.messages import CAMERA_STATES, VIEWS, CameraState, EndOfStream, Heartbeat, WindowScore
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import zmq
 
@@ -21,10 +21,12 @@ from aggregator.live import LiveState
 from aggregator.metrics import AggregatorMetrics
 from aggregator.store import SessionStore
 from aggregator.web import LiveServer
-from dualgait.config import DualgaitConfig
-from dualgait.messages import CameraState, EndOfStream, Heartbeat, Preview, WindowScore, encode_session
-from dualgait.security import Curve
-from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
+from core.messages import CameraState, EndOfStream, Heartbeat, Preview, WindowScore, encode_session
+from core.security import Curve
+from core.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
+
+if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 log = logging.getLogger(__name__)
 

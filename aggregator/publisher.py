@@ -1,14 +1,14 @@
-"""Session updates for other consumers (the ``session`` message of :mod:`dualgait.messages`; no sockets here).
+"""Session updates for other consumers (the ``session`` message of :mod:`core.messages`; no sockets here).
 
 The process loop sends each update on a ZeroMQ PUB socket bound at ``aggregator.publish_endpoint``;
-consumers SUB to it and decode with ``dualgait.messages.decode``.
+consumers SUB to it and decode with ``core.messages.decode``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dualgait.messages import SessionUpdate
+from core.messages import SessionUpdate
 
 
 def session_update(event: str, summary: dict[str, Any], record: dict[str, Any] | None = None) -> SessionUpdate:

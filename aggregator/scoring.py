@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgait.messages import DEFAULT_WALKWAY, CameraState, EndOfStream, WindowScore
+from core.messages import DEFAULT_WALKWAY, CameraState, EndOfStream, WindowScore
 
 UNTRAINED_NOTE = "untrained model: scores are meaningless"
 SYNTHETIC_NOTE = "model trained on simulated walkers only: scores say nothing about real patients"

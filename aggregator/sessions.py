@@ -30,7 +30,7 @@ from typing import Any
 from aggregator.config import SessionConfig
 from aggregator.scoring import NOT_CLINICAL_NOTE, SYNTHETIC_NOTE, UNTRAINED_NOTE
 from aggregator.stats import DECISION_TEXT, Cumulative, cumulative
-from dualgait.messages import DEFAULT_WALKWAY, WindowScore
+from core.messages import DEFAULT_WALKWAY, WindowScore
 
 END_REASONS = ("gone", "operator", "new_stream", "new_walk", "end_of_stream")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.sessions import WalkSession
-from dualgait.messages import DEFAULT_WALKWAY
+from core.messages import DEFAULT_WALKWAY
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before walkways (migrated by a writer, read as walkway 'main')

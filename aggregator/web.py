@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aggregator.live import AMBIGUOUS_WALKWAY, LiveState, UnknownWalkway
-from dualgait.messages import VIEWS, check_walkway_id
+from core.messages import VIEWS, check_walkway_id
 
 log = logging.getLogger(__name__)
 

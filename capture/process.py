@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -27,10 +28,12 @@ from capture.pacing import Pacer, start_instant_mono_ns
 from capture.reader import END_OF_RECORDING, SourceReader
 from capture.sources import FileSource, make_source, parse_source
 from capture.state import Backoff, CameraStateTracker, Counters
-from dualgait.config import DualgaitConfig
-from dualgait.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
-from dualgait.security import Curve, file_pseudonym
-from dualgait.transport import StopFlag
+from core.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
+from core.security import Curve, file_pseudonym
+from core.transport import StopFlag
+
+if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class FrameSender:
         if not lossless:
             self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         try:
-            if curve is not None:  # a CURVE server where the endpoint needs it (dualgait.security)
+            if curve is not None:  # a CURVE server where the endpoint needs it (core.security)
                 curve.server(ctx, self.sock, endpoint)
             self.sock.bind(endpoint)
         except zmq.ZMQError as exc:

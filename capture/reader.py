@@ -23,7 +23,7 @@ from capture.faults import FaultInjector
 from capture.pacing import Pacer
 from capture.sources import DecodedFrame, Source, SourceError
 from capture.state import Backoff, CameraStateTracker, Counters
-from dualgait.messages import CameraState, Frame
+from core.messages import CameraState, Frame
 
 log = logging.getLogger(__name__)
 

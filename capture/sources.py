@@ -324,7 +324,7 @@ class SyntheticSource:
 
     def __init__(self, view: str, *, asd: bool, seed: int = 0, seconds: float | None = None,
                  size_px: int | None = None, start_offset_s: float = 0.0, loop: bool = False) -> None:
-        # seconds / size_px None: the demo model's training walks (training.demo_model.DEMO_RECIPE)
+        # seconds / size_px None: the demo walk's (capture.synthetic.demo_walker, the demo model's training walks)
         self.view, self.asd, self.seed = view, asd, seed
         self.seconds, self.size_px = seconds, size_px
         self.start_offset_s, self.loop = start_offset_s, loop
@@ -335,7 +335,7 @@ class SyntheticSource:
     def open(self) -> None:
         if self._file is not None:
             return
-        from training.synthetic.demo_walker import render_demo_walker
+        from capture.synthetic.demo_walker import render_demo_walker
 
         self._dir = Path(tempfile.mkdtemp(prefix="dualgait-synthetic-"))
         front, side = render_demo_walker(self._dir, asd=self.asd, seed=self.seed, seconds=self.seconds,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from dualgait.messages import CameraState, Heartbeat
+from core.messages import CameraState, Heartbeat
 
 
 @dataclass(slots=True)

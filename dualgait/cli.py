@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 
 log = logging.getLogger("dualgait")
 
@@ -63,7 +63,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it")
     _common(export)
-    from inference.export import add_export_args
+    from dualgait.engine_export import add_export_args
 
     add_export_args(export)
 
@@ -71,31 +71,31 @@ def get_args_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bench_model = bench_sub.add_parser("model", help="model latency: variant x engine x input size")
     _common(bench_model)
-    from inference.bench_model import add_bench_model_args
+    from bench.model import add_bench_model_args
 
     add_bench_model_args(bench_model)
     bench_capture = bench_sub.add_parser("capture", help="capture -> inference-receive latency and capture CPU "
                                          "per transport (raw over ipc, JPEG over TCP)")
     _common(bench_capture)
-    from capture.bench import add_bench_capture_args
+    from bench.capture import add_bench_capture_args
 
     add_bench_capture_args(bench_capture)
     bench_e2e = bench_sub.add_parser("e2e", help="end-to-end latency (real time, processes) and throughput "
                                      "(offline) against a naive baseline")
     _common(bench_e2e)
-    from inference.bench_e2e import add_bench_e2e_args
+    from bench.e2e import add_bench_e2e_args
 
     add_bench_e2e_args(bench_e2e)
     bench_soak = bench_sub.add_parser("soak", help="long looped real-time run under the supervisor: RSS of every "
                                       "process and lag over time")
     _common(bench_soak)
-    from dualgait.soak import add_bench_soak_args
+    from bench.soak import add_bench_soak_args
 
     add_bench_soak_args(bench_soak)
     bench_walkways = bench_sub.add_parser("walkways", help="walkways one inference process keeps in real time: "
                                           "detector and model batched across walkways vs one call per walkway")
     _common(bench_walkways)
-    from inference.bench_walkways import add_bench_walkways_args
+    from bench.walkways import add_bench_walkways_args
 
     add_bench_walkways_args(bench_walkways)
 
@@ -137,7 +137,7 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dualgait.config import with_overrides
+    from core.configtools import with_overrides
     from dualgait.launcher import LaunchError, run_pipeline
     from dualgait.preflight import check_assets, check_ports, check_writable_dir, planned_tcp_binds
 
@@ -162,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  video_fix="give another with --{view} FILE or --set capture.{view}=FILE")
     check_ports(planned_tcp_binds(cfg, private_endpoints=True))
     if args.walker:
-        from training.synthetic.demo_walker import render_demo_walker
+        from capture.synthetic.demo_walker import render_demo_walker
 
         walker = render_demo_walker(out_dir / "walker", asd=args.walker == "asd")
         cfg = with_overrides(cfg, {"capture": dict(zip(("front", "side"), (str(path) for path in walker),
@@ -246,29 +246,29 @@ def cmd_session(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from inference.export import run_export
+    from dualgait.engine_export import run_export
 
     return run_export(args, _load(args))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "capture":
-        from capture.bench import run_bench_capture
+        from bench.capture import run_bench_capture
 
         return run_bench_capture(args, _load(args))
     if args.bench == "e2e":
-        from inference.bench_e2e import run_bench_e2e
+        from bench.e2e import run_bench_e2e
 
         return run_bench_e2e(args, _load(args))
     if args.bench == "soak":
-        from dualgait.soak import run_bench_soak
+        from bench.soak import run_bench_soak
 
         return run_bench_soak(args, _load(args))
     if args.bench == "walkways":
-        from inference.bench_walkways import run_bench_walkways
+        from bench.walkways import run_bench_walkways
 
         return run_bench_walkways(args, _load(args))
-    from inference.bench_model import run_bench_model
+    from bench.model import run_bench_model
 
     return run_bench_model(args, _load(args))
 

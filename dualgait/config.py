@@ -10,9 +10,9 @@ import yaml
 
 from aggregator.config import AggregatorConfig
 from capture.config import CaptureConfig
-from dualgait.configtools import apply_override, from_mapping, load_yaml, merge, to_mapping
-from dualgait.messages import DEFAULT_WALKWAY, check_walkway_id
-from dualgait.security import SecurityConfig
+from core.configtools import apply_override, from_mapping, load_yaml, to_mapping
+from core.messages import DEFAULT_WALKWAY, check_walkway_id
+from core.security import SecurityConfig
 from dualgait.supervisor import SupervisorConfig
 from inference.config import InferenceConfig
 from training.config import TrainingConfig
@@ -112,11 +112,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for assignment in overrides:
         apply_override(data, assignment)
     return from_mapping(DualgaitConfig, data)
-
-
-def with_overrides(cfg: DualgaitConfig, overrides: dict[str, Any]) -> DualgaitConfig:
-    """A validated copy of ``cfg`` with nested ``overrides`` merged in."""
-    return from_mapping(DualgaitConfig, merge(to_mapping(cfg), overrides))
 
 
 def dump_config(cfg: DualgaitConfig, path: str | Path) -> None:

@@ -31,7 +31,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BUILD_NOTE = "about 25 min on 2 cores"
-CACHE_FIX = "set DUALGAIT_CACHE_DIR to a writable folder, or --set inference.model.cache_dir=DIR"
 PETS_VIDEO = "videos/vtest_pets2009_480x360.avi"
 MARKS = {True: "ok", False: "!!", None: "  "}
 CONFIG_KEYS = ("inference.model.engine", "inference.model.device", "inference.model.precision",
@@ -242,14 +241,15 @@ def _demo_model(d: Doctor) -> None:
 
 
 def _cache(d: Doctor) -> None:
-    from dualgait.preflight import PreflightError, check_writable_dir
+    from core.folders import FolderError
+    from dualgait.preflight import check_cache_dir
 
     try:
-        folder = check_writable_dir(d.cfg.inference.model.cache_dir, what="cache folder", fix=CACHE_FIX)
+        folder = check_cache_dir(d.cfg)
         free_gib = round(shutil.disk_usage(folder).free / 1024 ** 3, 1)
         d.facts["cache_writable"] = True
         d.add("Cache", "cache folder", True, f"{folder} (writable, {free_gib} GiB free)", str(folder))
-    except PreflightError as exc:
+    except FolderError as exc:
         d.facts["cache_writable"] = False
         d.add("Cache", "cache folder", False, str(exc), d.cfg.inference.model.cache_dir)
 
@@ -340,8 +340,8 @@ def _features(d: Doctor) -> None:
 
 
 def _load_config(d: Doctor) -> None:
+    from core.configtools import ConfigError
     from dualgait.config import load_config
-    from dualgait.configtools import ConfigError
 
     try:
         d.cfg = load_config(d.args.config, d.args.overrides)

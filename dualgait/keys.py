@@ -12,8 +12,8 @@ import logging
 import os
 from pathlib import Path
 
-from dualgait.configtools import ConfigError, expand_env
-from dualgait.security import SecurityConfig, fingerprint, generate_key_pair, read_public_key
+from core.configtools import ConfigError, expand_env
+from core.security import SecurityConfig, fingerprint, generate_key_pair, read_public_key
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dualgait.config import DualgaitConfig, dump_config, with_overrides
-from dualgait.configtools import to_mapping
-from dualgait.messages import DEFAULT_WALKWAY, VIEWS, ProcessEvent, encode_process_event
+from core.configtools import to_mapping, with_overrides
+from core.messages import DEFAULT_WALKWAY, VIEWS, ProcessEvent, encode_process_event
+from core.transport import ipc_endpoints
+from dualgait.config import DualgaitConfig, dump_config
 from dualgait.supervisor import ChildSpec, GaveUp, Supervisor
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,6 @@ def _wait_ready(sup: Supervisor, ready_files: dict[str, Path], timeout_s: float,
         if time.monotonic() > deadline:
             raise LaunchError(f"{', '.join(pending)} not ready after {timeout_s:.0f} s")
         time.sleep(0.05)
-
-
-def ipc_endpoints(run_dir: Path) -> dict[str, str]:
-    """Private ipc endpoints in a run folder: no port clashes, nothing reachable from the network."""
-    return {name: f"ipc://{run_dir / name}.sock" for name in ("front", "side", "scores")}
 
 
 def private_endpoint_overrides(cfg: DualgaitConfig, run_dir: Path) -> dict[str, Any]:
@@ -184,7 +180,7 @@ class _EventPublisher:
         if endpoint:
             import zmq
 
-            from dualgait.transport import pub_socket
+            from core.transport import pub_socket
 
             self.ctx = zmq.Context()
             try:
@@ -294,39 +290,3 @@ def _watch(sup: Supervisor, got: dict[str, int], timeout_s: float | None) -> int
     return 130 if got["signal"] == signal.SIGINT else 0
 
 
-def looped_replay_overrides(run_dir: Path, duration_s: float) -> dict[str, Any]:
-    """What the real-time benchmarks run: the captures' sources replayed in a loop at real speed for
-    ``duration_s`` on private ipc endpoints, and the whole aggregator (store, live view, metrics) on private
-    paths and free ports, so nothing is shared with a user's own run."""
-    return {
-        "endpoints": ipc_endpoints(run_dir),
-        "capture": {"loop": True, "max_duration_s": duration_s, "lossless": False, "speed": 1.0},
-        "inference": {"exit_on_end_of_stream": True},
-        "aggregator": {"exit_on_end_of_stream": True, "console": False, "output_dir": None,
-                       "publish_endpoint": None, "store": {"db_path": str(run_dir / "sessions.db")},
-                       "http": {"port": 0}, "metrics": {"port": 0}},
-    }
-
-
-class BackgroundRun:
-    """:func:`run_pipeline` in a thread, so the caller can subscribe to the scores meanwhile."""
-
-    def __init__(self, cfg: DualgaitConfig, *, timeout_s: float, name: str = "pipeline") -> None:
-        self.exit_code: int | None = None
-        self.error: str | None = None
-        self.thread = threading.Thread(target=self._run, args=(cfg, timeout_s), name=name, daemon=True)
-
-    def _run(self, cfg: DualgaitConfig, timeout_s: float) -> None:
-        try:
-            self.exit_code = run_pipeline(cfg, timeout_s=timeout_s, log_level="WARNING")
-        except Exception as exc:  # reported by the caller with its results
-            self.error = str(exc)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def is_alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def join(self, timeout_s: float) -> None:
-        self.thread.join(timeout=timeout_s)

@@ -4,11 +4,12 @@ Run before anything slow (loading torch models, starting processes), so a user m
 
 - :func:`check_assets`: the shared assets folder (``$DUALGAIT_ASSETS``, default ``../shared/assets``)
   when a default path into it is in use, the videos and the detector weights;
-- :func:`check_writable_dir`: a cache or output folder can be created and written;
+- :func:`check_cache_dir` (and ``core.folders.check_writable_dir``): a cache or output folder can be created
+  and written;
 - :func:`planned_tcp_binds` + :func:`check_ports`: every TCP port the processes of this host will bind
   (live view, metrics, session updates, and the frame/score endpoints unless they are private ipc) is free.
 
-Every failure is a :class:`PreflightError` (a :class:`~dualgait.configtools.ConfigError`), which the CLI
+Every failure is a :class:`PreflightError` (a :class:`~core.configtools.ConfigError`), which the CLI
 prints as one line and exit code 2. ``dualgait doctor`` reports the same facts without stopping.
 """
 
@@ -17,15 +18,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.configtools import ConfigError
+from core.folders import check_writable_dir
 from dualgait.config import DualgaitConfig
-from dualgait.configtools import ConfigError
+from inference.config import CACHE_DIR_FIX
 
-__all__ = ["PortUse", "PreflightError", "assets_dir", "check_assets", "check_ports", "check_writable_dir",
-           "planned_tcp_binds", "port_is_free"]
+__all__ = ["PortUse", "PreflightError", "assets_dir", "check_assets", "check_cache_dir", "check_ports",
+           "check_writable_dir", "planned_tcp_binds", "port_is_free"]
 
 ASSETS_ENV = "DUALGAIT_ASSETS"
 ASSETS_DEFAULT = "../shared/assets"
@@ -71,27 +73,9 @@ def check_assets(videos: dict[str, str], detector_weights: str, *, video_fix: st
                              "or --set inference.detector.weights=PATH to your own YOLO model)")
 
 
-def check_writable_dir(path: str | Path, *, what: str, fix: str) -> Path:
-    """Create ``path`` if needed and prove it writable (a file is created and removed); returns it resolved.
-
-    ``fix`` finishes the sentence "...: " of the error, e.g. "set DUALGAIT_CACHE_DIR to a writable folder".
-    """
-    folder = Path(path).expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise PreflightError(f"cannot write the {what} {folder} ({reason}): {fix}") from None
-    return folder
-
-
 def check_cache_dir(cfg: DualgaitConfig) -> Path:
     """The engine/model cache folder (``inference.model.cache_dir``) is writable."""
-    return check_writable_dir(cfg.inference.model.cache_dir, what="cache folder",
-                              fix="set DUALGAIT_CACHE_DIR to a writable folder, or --set "
-                                  "inference.model.cache_dir=DIR")
+    return check_writable_dir(cfg.inference.model.cache_dir, what="cache folder", fix=CACHE_DIR_FIX)
 
 
 @dataclass(frozen=True, slots=True)

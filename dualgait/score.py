@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dualgait.config import DualgaitConfig, with_overrides
+from core.configtools import with_overrides
+from dualgait.config import DualgaitConfig
 
 
 def add_score_args(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +45,8 @@ def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
 def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from aggregator.scoring import ScoreAggregator, summary_lines
     from dualgait.preflight import check_assets
-    from inference.offline import ReplayClock, score_pair
     from inference.process import build_pipeline
+    from offline.score import ReplayClock, score_pair
 
     check_assets({"front video": args.front, "side video": args.side}, cfg.inference.detector.weights)
     from capture.sources import FileSource

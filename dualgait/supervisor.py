@@ -2,7 +2,7 @@
 
 A plain class without sockets or signals of its own (the launcher owns those): :class:`Supervisor` is
 driven by :meth:`Supervisor.poll` and reports what happens through a ``publish`` callback as
-:class:`~dualgait.messages.ProcessEvent` (logged here; the launcher also publishes them on ZeroMQ).
+:class:`~core.messages.ProcessEvent` (logged here; the launcher also publishes them on ZeroMQ).
 
 Policy (``supervisor`` section of the config, :class:`SupervisorConfig`):
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dualgait.messages.supervisor import ProcessEvent
+from core.messages.supervisor import ProcessEvent
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SupervisorConfig:
             raise ValueError("backoff_jitter_frac must be in [0, 1)")
         if self.max_restarts < 0 or self.restart_window_s <= 0 or self.stop_grace_s < 0:
             raise ValueError("max_restarts >= 0, restart_window_s > 0 and stop_grace_s >= 0 are required")
-        from dualgait.security import is_loopback
+        from core.security import is_loopback
 
         if self.event_endpoint and not is_loopback(self.event_endpoint):
             # CURVE is not wired for this socket: events name processes and pids, they stay on the host

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dualgait.messages import CAMERA_STATES, REQUIRED_COUNTERS, VIEWS, CameraState, Heartbeat
+from core.messages import CAMERA_STATES, REQUIRED_COUNTERS, VIEWS, CameraState, Heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import collections
 import statistics
 from dataclasses import dataclass
 
-from dualgait.messages import VIEWS, Frame
+from core.messages import VIEWS, Frame
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dualgait.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
+from core.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import cv2
 
-from dualgait.messages import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Frame, Preview
+from core.messages import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Frame, Preview
 from inference.config import PreviewConfig
 
 

@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import zmq
 
-from dualgait.config import DualgaitConfig
-from dualgait.messages import (
+from core.messages import (
     DEFAULT_WALKWAY,
     VIEWS,
     CameraState,
@@ -24,11 +24,14 @@ from dualgait.messages import (
     encode_preview,
     encode_window,
 )
-from dualgait.security import Curve
-from dualgait.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
+from core.security import Curve
+from core.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.config import InferenceConfig
 from inference.preview import PreviewThrottle
+
+if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Whether a window may be scored: the first rule it breaks, as ``(reason_code, reason)``, else None.
 
-Rules in order (codes from :data:`dualgait.messages.REASON_CODES`): every sample has a front/side pair
+Rules in order (codes from :data:`core.messages.REASON_CODES`): every sample has a front/side pair
 (``too_few_frames`` when a view has no frame near a sample time, ``skew`` when both have frames but none
 within the pairing tolerance); no frame is stale (``stale``); the patient is found in both views in
 ``min_visible_frames`` samples (``patient_missing``); both views see the same walk (``views_disagree``,
@@ -14,7 +14,7 @@ import collections
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from dualgait.messages import VIEWS
+from core.messages import VIEWS
 from inference.config import WindowConfig
 from inference.patient import PatientLock, WalkMonitor
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dualgait.messages import Frame, WindowScore
+from core.messages import Frame, WindowScore
 from inference.detector import Detection
 from inference.pipeline import DetectRequest, InferencePipeline, Model, PendingWindow, Steps, score_windows
 

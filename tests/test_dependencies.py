@@ -16,7 +16,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("dualgait", "capture", "inference", "aggregator", "training")
+PACKAGES = ("core", "capture", "inference", "aggregator", "offline", "bench", "dualgait", "training")
 # imported only where a GPU host has them, behind ImportError guards, and declared as an extra
 OPTIONAL = {"tensorrt": "tensorrt"}
 

@@ -21,9 +21,9 @@ import pytest
 import yaml
 import zmq
 
-from dualgait.messages import EndOfStream, ProcessEvent, WindowScore
-from dualgait.soak import pipeline_children
-from dualgait.transport import Receiver, sub_socket
+from bench.soak import pipeline_children
+from core.messages import EndOfStream, ProcessEvent, WindowScore
+from core.transport import Receiver, sub_socket
 
 pytestmark = pytest.mark.e2e
 

@@ -45,7 +45,7 @@ _ARG_KEYS = {"variant": "variant", "folds": "folds", "epochs_max": "epochs_max",
 
 def resolve_training_config(args: argparse.Namespace, cfg: Any) -> TrainingConfig:
     """``cfg.training`` with the command-line values that were given (validated: ConfigError)."""
-    from dualgait.config import with_overrides
+    from core.configtools import with_overrides
 
     overrides = {key: getattr(args, name) for name, key in _ARG_KEYS.items() if getattr(args, name, None) is not None}
     return with_overrides(cfg, {"training": overrides}).training if overrides else cfg.training

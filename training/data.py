@@ -1,6 +1,6 @@
 """Training windows from a manifest, cut by the live pipeline's own code, cached on disk.
 
-Each recorded front/side pair goes through :func:`inference.calibration.recording_clips`: the same
+Each recorded front/side pair goes through :func:`offline.clips.recording_clips`: the same
 pairing, 8 Hz sampling, YOLO tracking, crop and window rules as the live path, with the crop resized
 to ``training.input_px`` (no train/serve skew). A window is kept only where the live pipeline would
 score it (patient visible in both views in ``min_visible_frames`` samples).
@@ -38,14 +38,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dualgait.config import DualgaitConfig, with_overrides
-from dualgait.configtools import ConfigError
-from dualgait.messages import VIEWS
+from core.configtools import ConfigError, with_overrides
+from core.messages import VIEWS
 from inference.detector import Detection
 from training.config import TrainingConfig
 from training.manifest import ManifestRow
 
 if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
     from inference.detector import ViewTracker
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,8 @@ def extract_windows(row: ManifestRow, cfg: DualgaitConfig, *,
     ``detector(view)``: the YOLO tracker for a view without true boxes (default: a new one). Loading one
     costs about 0.4 s, so :func:`load_windows` reuses one per view; the pipeline resets it per recording.
     """
-    from inference.calibration import recording_clips
     from inference.detector import PerViewDetector, YoloViewTracker
+    from offline.clips import recording_clips
 
     def new_detector(_view: str) -> ViewTracker:
         return YoloViewTracker(cfg.inference.detector)

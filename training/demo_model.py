@@ -28,11 +28,16 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dualgait.config import DualgaitConfig, with_overrides
+from capture.synthetic.demo_walker import DEMO_WALK_SECONDS, DEMO_WALK_SIZE_PX
+from core.configtools import with_overrides
+
+if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 __all__ = ["DEMO_RECIPE", "PACKAGED_DIR", "DemoRecipe", "WalkerScore", "check_demo_model", "demo_model_path",
            "ensure_demo_model", "find_demo_model", "packaged_demo_model", "write_packaged_demo_model"]
@@ -46,8 +51,8 @@ class DemoRecipe:
 
     subjects: int = 150
     seed: int = 7
-    size_px: int = 320
-    seconds: float = 6.0
+    size_px: int = DEMO_WALK_SIZE_PX  # the demo walker's (dualgait demo --walker) length and size
+    seconds: float = DEMO_WALK_SECONDS
     # ASD walkers show traits in both views: the demo shows what a fused model makes of a clear case
     trait_views: tuple[str, ...] = ("both",)
     variant: str = "late"
@@ -123,9 +128,11 @@ def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, 
     found = None if rebuild else find_demo_model(cfg, recipe)
     if found is not None:
         return found[0]
-    from dualgait.preflight import check_cache_dir
+    from core.folders import check_writable_dir
+    from inference.config import CACHE_DIR_FIX
 
-    path = demo_model_path(check_cache_dir(cfg), recipe)
+    path = demo_model_path(check_writable_dir(cfg.inference.model.cache_dir, what="cache folder", fix=CACHE_DIR_FIX),
+                           recipe)
     if rebuild and path.parent.exists():
         shutil.rmtree(path.parent)
     print(f"dualgait: building the demo model once (synthetic walkers, {recipe.subjects} subjects; about 25 minutes "
@@ -239,16 +246,16 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
 
     The walkers are rendered like ``dualgait demo --walker`` (the training walks' length and size: the
     side camera frames the whole walk, so a longer walk shows a smaller walker; seeds away from the
-    training set) and go through :func:`inference.calibration.recording_clips` (pairing, 8 Hz sampling, YOLO
+    training set) and go through :func:`offline.clips.recording_clips` (pairing, 8 Hz sampling, YOLO
     tracker, crop, window rules, live stride) and the live model runner, in one process.
     """
-    from inference.calibration import recording_clips
+    from capture.synthetic.subjects import make_subject
     from inference.detector import YoloDetector
     from inference.engines.factory import create_runner
     from inference.models import load_checkpoint
+    from offline.clips import recording_clips
     from training.manifest import read_manifest
     from training.synthetic.dataset import generate_dataset
-    from training.synthetic.subjects import make_subject
 
     spec = load_checkpoint(weights).spec
     cfg = with_overrides(cfg, {"inference": {"crop": {"input_px": spec.input_px},
@@ -272,9 +279,11 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
     return scores
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m training.demo_model [--rebuild] [--package] [--check N]``: find or build the demo model."""
-    from dualgait.config import load_config
+def main(argv: list[str] | None = None, *, load_config: Callable[[str | None, list[str]], DualgaitConfig]) -> int:
+    """``python -m training.demo_model [--rebuild] [--package] [--check N]``: find or build the demo model.
+
+    ``load_config``: the app's (dualgait.config.load_config), handed over by the ``__main__`` entry point.
+    """
     from inference.detector import configure_ultralytics_env
 
     configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")  # offline and quiet, as the CLI
@@ -315,5 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run as a program: an entry point of the app, which owns the whole config
+    from dualgait.config import load_config
+
+    raise SystemExit(main(load_config=load_config))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 from inference.models import (
     FusionModel,
     create_model,

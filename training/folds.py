@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 
 __all__ = ["Fold", "make_folds", "participant_labels"]
 

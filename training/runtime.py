@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 
 log = logging.getLogger(__name__)
 

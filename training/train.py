@@ -48,7 +48,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 from inference.models import (
     ModelSpec,
     save_checkpoint,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from dualgait.messages import WindowScore
+from core.messages import WindowScore
 
 S = 1_000_000_000
 T0 = 100 * S

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from agg_helpers import AggregatorProcess, score, write_config
 
-from dualgait.messages import CameraState, EndOfStream, Frame, encode_camera_state, encode_eos, encode_preview
-from dualgait.messages import encode_window as encode_score
+from core.messages import CameraState, EndOfStream, Frame, encode_camera_state, encode_eos, encode_preview
+from core.messages import encode_window as encode_score
 from inference.preview import PreviewThrottle
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,7 @@ from aggregator.sessions import END_REASONS
 from aggregator.stats import DECISION_TEXT
 from aggregator.store import SessionStore
 from aggregator.web import LiveServer
-from dualgait.messages import DECISIONS, SESSION_END_REASONS, CameraState, EndOfStream, decode, encode_session
+from core.messages import DECISIONS, SESSION_END_REASONS, CameraState, EndOfStream, decode, encode_session
 
 COUNTERS = {"frames_sent": 120, "frames_dropped_injected": 0, "send_drops": 3, "reconnects": 1}
 

@@ -15,7 +15,7 @@ import zmq
 from agg_helpers import AggregatorProcess, score, write_config
 
 from aggregator.store import SessionStore
-from dualgait.messages import EndOfStream, SessionUpdate, decode, encode_eos, encode_window
+from core.messages import EndOfStream, SessionUpdate, decode, encode_eos, encode_window
 
 
 def _stored(db: Path) -> list[int]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from aggregator.scoring import NOT_CLINICAL_NOTE, UNTRAINED_NOTE, ScoreAggregator, summary_lines
-from dualgait.messages import CameraState, EndOfStream, WindowScore
+from core.messages import CameraState, EndOfStream, WindowScore
 
 S = 1_000_000_000
 

@@ -1,4 +1,4 @@
-"""Tests for the SQLite session store (aggregator/store.py) and the exports (aggregator/export.py)."""
+"""Tests for the SQLite session store (aggregator/store.py) and the exports (aggregator/session_export.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from agg_helpers import rx, score
 
 from aggregator.config import SessionConfig
-from aggregator.export import CSV_COLUMNS, export_session
+from aggregator.session_export import CSV_COLUMNS, export_session
 from aggregator.sessions import SessionTracker, session_summary
 from aggregator.store import SessionStore, StoreError
 

@@ -13,8 +13,8 @@ import pytest
 from aggregator.config import HttpConfig
 from aggregator.live import LiveState
 from aggregator.web import TOKEN_COOKIE, LiveServer
+from core.configtools import ConfigError
 from dualgait.config import load_config
-from dualgait.configtools import ConfigError
 
 TOKEN = "s3cret-token_0123456789"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.configtools import ConfigError
 from dualgait.config import load_config
-from dualgait.configtools import ConfigError
 
 
 @pytest.mark.parametrize(("override", "match"), [

@@ -11,9 +11,10 @@ import zmq
 from capture_helpers import frame_value, write_clip
 
 from capture.process import run_capture
-from dualgait.config import DualgaitConfig, with_overrides
-from dualgait.messages import CameraState, Frame, Heartbeat
-from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
+from core.configtools import with_overrides
+from core.messages import CameraState, Frame, Heartbeat
+from core.transport import Receiver, StopFlag, pull_socket, sub_socket
+from dualgait.config import DualgaitConfig
 
 
 def _config(tmp_path: Path, source: Path, **capture) -> DualgaitConfig:

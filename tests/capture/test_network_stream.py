@@ -16,8 +16,8 @@ import yaml
 import zmq
 from mjpeg_server import MjpegServer
 
-from dualgait.messages import CameraState, Frame, Heartbeat
-from dualgait.transport import Receiver, sub_socket
+from core.messages import CameraState, Frame, Heartbeat
+from core.transport import Receiver, sub_socket
 
 
 def _recording_jpegs(path: Path, frames: int, size_px: int = 160) -> list[bytes]:

@@ -115,7 +115,7 @@ def test_truncated_video_is_reported_by_the_file_source(assets: Path, tmp_path: 
 def test_corrupt_video_is_reported_by_decoded_pair(assets: Path, tmp_path: Path) -> None:
     """Bytes flipped in the middle of the stream: decoding stops early, the offline reader says so."""
     from capture.sources import SourceError
-    from inference.offline import decoded_pair
+    from offline.score import decoded_pair
 
     data = bytearray((assets / "videos" / "walk_side.mp4").read_bytes())
     for at in range(50_000, len(data), 997):

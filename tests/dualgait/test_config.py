@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dualgait.config import DualgaitConfig, load_config, with_overrides
-from dualgait.configtools import ConfigError, expand_env, from_mapping
+from core.configtools import ConfigError, expand_env, from_mapping, with_overrides
+from dualgait.config import DualgaitConfig, load_config
 from inference.config import WindowConfig
 
 DEFAULT_YAML = Path(__file__).parents[2] / "configs" / "default.yaml"
@@ -430,7 +430,7 @@ def test_bad_walkways_are_one_line_errors(walkways, message):
 
 def test_a_walkway_camera_off_the_host_needs_curve():
     """The extra walkways' endpoints follow the same rule as the main pair's: no plain tcp off the host."""
-    from dualgait.security import check_endpoints
+    from core.security import check_endpoints
 
     cfg = from_mapping(DualgaitConfig, {"security": {"curve": False},
                                         "walkways": [_walkway(front_endpoint="tcp://10.0.0.7:5711")]})

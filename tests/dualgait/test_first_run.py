@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from core.folders import FolderError
 from dualgait.config import load_config
-from dualgait.preflight import PreflightError, check_writable_dir, planned_tcp_binds, port_is_free
+from dualgait.preflight import check_writable_dir, planned_tcp_binds, port_is_free
 from training.demo_model import DemoRecipe, ensure_demo_model
 
 
@@ -74,7 +75,7 @@ def test_cache_folder_that_cannot_be_written(tmp_path: Path, assets: Path) -> No
 
 def test_demo_model_build_checks_the_cache_before_minutes_of_work(tmp_path: Path) -> None:
     cfg = load_config(None, [f"inference.model.cache_dir={_not_a_dir(tmp_path)}"])
-    with pytest.raises(PreflightError, match=r"cannot write the cache folder .*DUALGAIT_CACHE_DIR"):
+    with pytest.raises(FolderError, match=r"cannot write the cache folder .*DUALGAIT_CACHE_DIR"):
         ensure_demo_model(cfg, recipe=DemoRecipe(subjects=2), progress=False)  # not shipped: it would be built
 
 

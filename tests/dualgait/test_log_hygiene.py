@@ -20,7 +20,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from dualgait.security import generate_key_pair
+from core.security import generate_key_pair
 
 IDENTIFIERS = ("DOE", "JANE", "MRN4711", "participant")
 BYTES_REPR = re.compile(r"(?<![A-Za-z0-9_])b['\"]|\\x[0-9a-fA-F]{2}")

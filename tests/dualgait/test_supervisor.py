@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from dualgait.configtools import ConfigError, from_mapping
+from core.configtools import ConfigError, from_mapping
+from core.messages import MessageError, ProcessEvent, decode, encode_process_event
 from dualgait.launcher import resume_position
-from dualgait.messages import MessageError, ProcessEvent, decode, encode_process_event
 from dualgait.supervisor import ChildSpec, GaveUp, Supervisor, SupervisorConfig
 
 
@@ -279,7 +279,7 @@ def test_children_die_when_the_supervisor_is_killed_9(tmp_path: Path):
 
 
 def test_soak_rss_summary_judges_after_warm_up_on_minute_medians():
-    from dualgait.soak import rss_summary
+    from bench.soak import rss_summary
 
     flat = [(t, 100.0 + (50.0 if t < 60 else 0.0) + (5.0 if t == 300 else 0.0)) for t in range(0, 601, 5)]
     r = rss_summary(flat, warmup_s=60)

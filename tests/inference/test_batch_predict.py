@@ -182,7 +182,7 @@ def test_openvino_fp32_predict_batch_equals_one_call_per_window(late_small: Load
 
 def test_bench_compares_predict_batch_with_single_calls(late_small: LoadedModel) -> None:
     """`dualgait bench model --batch 1,2,4 --compare-single`: the comparison of one configuration."""
-    from inference.bench_model import _batches, _compare_single
+    from bench.model import _batches, _compare_single
 
     assert _batches("1, 2,4,2") == [1, 2, 4]
     runner = _runner(TorchEngine(late_small.model, precision="fp32"), max_batch=4, pad=True)

@@ -26,7 +26,7 @@ VIEWS = ("front", "side")
 def windows(assets: Path) -> list[list[np.ndarray]]:
     """Six real windows (tracker + crop of the live path), one (1, 3, 8, 224, 224) array per view."""
     from dualgait.config import load_config
-    from inference.calibration import recording_windows
+    from offline.clips import recording_windows
 
     cfg = load_config()
     threads = torch.get_num_threads()

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from dualgait.messages import Frame
+from core.messages import Frame
 from inference.pairing import FramePair, FramePairer
 
 MS = 1_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dualgait.messages import Frame
+from core.messages import Frame
 from inference.config import DetectorConfig, InferenceConfig
 from inference.detector import Detection, PerViewDetector
 from inference.pipeline import InferencePipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dualgait.messages import Frame, decode, encode_preview
+from core.messages import Frame, decode, encode_preview
 from inference.preview import PreviewConfig, PreviewThrottle
 
 MS = 1_000_000

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import zmq
 
-from dualgait.messages import (
+from core.messages import (
     REQUIRED_COUNTERS,
     CameraState,
     EndOfStream,
@@ -21,7 +21,7 @@ from dualgait.messages import (
     encode_frame,
     encode_heartbeat,
 )
-from dualgait.transport import Receiver, StopFlag, pull_socket, sub_socket
+from core.transport import Receiver, StopFlag, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.detector import Detection
 from inference.preview import PreviewThrottle

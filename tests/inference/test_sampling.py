@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dualgait.messages import Frame
+from core.messages import Frame
 from inference.pairing import FramePair
 from inference.sampling import Sample, WindowReady, WindowSampler
 

@@ -11,20 +11,11 @@ import numpy as np
 import pytest
 
 from capture.sources import FileSource
-from dualgait.configtools import ConfigError
+from capture.synthetic import FRONT_TRAITS, SIDE_TRAITS, TRAITS, make_subject, parse_trait_views, sample_subjects
+from capture.synthetic.render import figure_box, layout_walk
+from core.configtools import ConfigError
 from training.manifest import read_manifest
-from training.synthetic import (
-    FRONT_TRAITS,
-    SIDE_TRAITS,
-    TRAITS,
-    add_simulate_args,
-    generate_dataset,
-    make_subject,
-    parse_trait_views,
-    run_simulate,
-    sample_subjects,
-)
-from training.synthetic.render import figure_box, layout_walk
+from training.synthetic import add_simulate_args, generate_dataset, run_simulate
 
 SIZE, SECONDS, FPS = 128, 1.2, 25.0
 FRAMES = round(SECONDS * FPS)

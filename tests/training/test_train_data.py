@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.configtools import ConfigError
 from dualgait.config import load_config
-from dualgait.configtools import ConfigError
 from inference.models import load_checkpoint
 from training.config import TrainingConfig
 from training.data import TrueBoxTracker, cache_key, load_windows, read_boxes, window_config

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from dualgait.configtools import ConfigError
+from core.configtools import ConfigError
 from training.folds import make_folds, participant_labels
 from training.metrics import binary_metrics, mean_std, summarize_folds
 

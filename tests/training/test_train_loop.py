@@ -137,7 +137,7 @@ def test_resume_continues_from_saved_epoch(tmp_path, monkeypatch):
 
 def test_pretrained_errors(tmp_path):
     """Kinetics weights need width 64 and an existing file: one-line errors before any work."""
-    from dualgait.configtools import ConfigError
+    from core.configtools import ConfigError
     from training.engine import load_pretrained
 
     assert load_pretrained(_tcfg()) is None
@@ -149,7 +149,7 @@ def test_pretrained_errors(tmp_path):
 
 def test_resume_refuses_other_settings(tmp_path):
     """last.pt of a run with other settings is not resumed (one-line error)."""
-    from dualgait.configtools import ConfigError
+    from core.configtools import ConfigError
 
     train_fold(FOLD, _recordings(), _tcfg(epochs_max=1), tmp_path, signature="one", progress=False)
     with pytest.raises(ConfigError, match="belongs to a run with other settings"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from training.synthetic.subjects import parse_trait_views
+from capture.synthetic.subjects import parse_trait_views
 
 
 def add_simulate_args(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_simulate_args(parser: argparse.ArgumentParser) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from dualgait.configtools import ConfigError
+    from core.configtools import ConfigError
     from training.synthetic.dataset import generate_dataset
 
     try:

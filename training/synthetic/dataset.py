@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from capture.synthetic.render import render_walk, write_boxes
+from capture.synthetic.subjects import TRAIT_VIEWS, SubjectSpec, sample_subjects
 from training.manifest import ManifestRow, write_manifest
-from training.synthetic.render import render_walk, write_boxes
-from training.synthetic.subjects import TRAIT_VIEWS, SubjectSpec, sample_subjects
 
 
 def _notes(spec: SubjectSpec) -> str:

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dualgait.messages import VIEWS
+from core.messages import VIEWS
 
 
 @dataclass(slots=True)
@@ -65,9 +65,10 @@ def detection_rate(front: str | Path, side: str | Path, *, step: int = 3, detect
         from inference.detector import YoloViewTracker
 
         if detector_cfg is None:
-            from dualgait.config import load_config
+            from core.configtools import from_mapping
+            from inference.config import DetectorConfig
 
-            detector_cfg = load_config().inference.detector
+            detector_cfg = from_mapping(DetectorConfig, {})
         trackers = {view: YoloViewTracker(detector_cfg) for view in VIEWS}
     result = DetectionRate()
     for view, path in (("front", front), ("side", side)):
@@ -104,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first LIMIT rows")
     parser.add_argument("--json", help="also write the per-walk results here")
     args = parser.parse_args(argv)
-    from dualgait.config import load_config
+    from core.configtools import from_mapping
+    from inference.config import DetectorConfig
     from inference.detector import YoloViewTracker, configure_ultralytics_env
     from training.manifest import read_manifest
 
     configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")
     rows = read_manifest(args.manifest)[: args.limit]
-    cfg = load_config().inference.detector
+    cfg = from_mapping(DetectorConfig, {})
     trackers = {view: YoloViewTracker(cfg) for view in VIEWS}
     totals = {v: [0, 0] for v in VIEWS}
     report = []

@@ -1,0 +1,93 @@
+"""Real model inputs from a recorded front/side pair: the live pipeline's own pairing, tracking and crop.
+
+Used to calibrate int8 engines and to check engine parity on realistic inputs (random noise has the
+wrong activation ranges for both). The recording is read as fast as it decodes, not in real time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.messages import VIEWS, Frame
+
+if TYPE_CHECKING:
+    from dualgait.config import DualgaitConfig  # the app's whole config: a type only
+    from inference.detector import Detector
+
+log = logging.getLogger(__name__)
+
+__all__ = ["recording_clips", "recording_windows"]
+
+
+class _ClipCollector:
+    """Stands in for the model inside the pipeline and keeps each valid window's crops."""
+
+    description = "calibration collector (not a model)"
+    untrained = True
+    synthetic = False
+    views = VIEWS
+
+    def __init__(self) -> None:
+        self.clips: list[dict[str, np.ndarray]] = []
+
+    def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
+        self.clips.append({view: clips[view].copy() for view in VIEWS})
+        return {"p_asd": 0.5}  # never published: the pipeline's scores are discarded
+
+
+def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
+                    detector: Detector | None = None,
+                    on_frame: Callable[[str, int, np.ndarray], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops.
+
+    ``detector`` replaces the YOLO detector (e.g. true boxes per view, or one already loaded);
+    ``on_frame(view, index, image)`` sees each decoded frame just before it enters the pipeline. Frames
+    count as received at their capture time (a file is not late).
+    """
+    import torch
+
+    from capture.sources import FileSource
+    from inference.detector import YoloDetector
+    from inference.pipeline import InferencePipeline
+
+    threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
+    collector = _ClipCollector()
+    if detector is None:
+        detector = YoloDetector(cfg.inference.detector)
+    pipeline = InferencePipeline(cfg.inference, detector=detector, engine=collector, clock_ns=lambda: 0)
+    sources = {"front": FileSource(front), "side": FileSource(side)}
+    try:
+        streams = {view: src.frames() for view, src in sources.items()}
+        while len(collector.clips) < max_windows:
+            pushed = False
+            for view in VIEWS:
+                decoded = next(streams[view], None)
+                if decoded is None:
+                    continue
+                pushed = True
+                if on_frame is not None:
+                    on_frame(view, decoded.index, decoded.image)
+                frame = Frame(view, decoded.index, decoded.pts_ns, decoded.pts_ns, decoded.image,
+                              source_ts_ns=decoded.pts_ns)
+                pipeline.push(frame, received_ns=decoded.pts_ns)
+            if not pushed:
+                break
+    finally:
+        for src in sources.values():
+            src.close()
+        torch.set_num_threads(threads)
+    log.debug("collected %d windows from %s + %s", len(collector.clips), front, side)
+    return collector.clips[:max_windows]
+
+
+def recording_windows(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
+                      views: tuple[str, ...]) -> list[list[np.ndarray]]:
+    """As :func:`recording_clips`, preprocessed for an engine: per window, one (1, 3, T, H, W) float32 per view."""
+    from inference.engines.base import preprocess
+
+    return [[preprocess(clip[view]) for view in views]
+            for clip in recording_clips(cfg, front, side, max_windows=max_windows)]
