@@ -85,6 +85,13 @@ class DualgaitConfig:
                         replace(patient, **{name: region})  # the same check as inference.patient's
                     except ValueError as exc:
                         raise ValueError(f"walkway {w.id}: {exc}") from None
+        frames = self.inference.window.frames
+        if self.training.frames is None:  # T is written once: the model is trained on the live windows
+            self.training = replace(self.training, frames=frames)
+        elif self.training.frames != frames:
+            raise ValueError(f"training.frames ({self.training.frames}) must equal inference.window.frames ({frames}): "
+                             "the model is trained on the live pipeline's windows; leave training.frames out (null) "
+                             "to follow inference.window.frames")
 
     def walkway_ids(self) -> list[str]:
         return [DEFAULT_WALKWAY] + [w.id for w in self.walkways]

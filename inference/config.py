@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.messages.preview import MAX_PREVIEW_SIDE_PX
+from inference.variants import Variant
 
 
 @dataclass(slots=True)
@@ -119,8 +120,6 @@ class WindowConfig:
         return round(self.stride_s / self.step_s)
 
 
-# the model variants of inference.models.fusion.VARIANTS (kept here so reading a config needs no torch)
-Variant = Literal["single_front", "single_side", "early", "late", "slow", "gated"]
 EngineKind = Literal["torch", "openvino", "onnxruntime", "tensorrt"]
 Precision = Literal["fp32", "bf16", "fp16", "int8"]
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, get_args
+from typing import Any
 
-from inference.config import Variant
+from inference.variants import VARIANTS
 from training.config import TrainingConfig
 
 __all__ = ["add_train_args", "resolve_training_config"]
-
-VARIANTS = get_args(Variant)
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

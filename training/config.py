@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# the model variants of inference.models.fusion.VARIANTS (kept here so reading a config needs no torch)
-Variant = Literal["single_front", "single_side", "early", "late", "slow", "gated"]
+from inference.variants import Variant
 
 
 @dataclass(slots=True)
@@ -32,8 +31,9 @@ class TrainingConfig:
     width: int = 64
     # model input (the crop is resized to this); the live pipeline must then use the same crop.input_px
     input_px: int = 224
-    # T: must equal inference.window.frames (the windows are cut by the live code)
-    frames: int = 8
+    # T: the windows are cut by the live code, so this is inference.window.frames (null: taken from it when the
+    # whole config is read; a value that differs is a config error)
+    frames: int | None = None
     dropout_rate: float = 0.5
     # a Kinetics-400 slow_r50 file (PyTorchVideo SLOW_8x8_R50.pyth) to initialise the backbones; null: random
     pretrained: str | None = None
@@ -55,7 +55,7 @@ class TrainingConfig:
             raise ValueError("lr must be > 0")
         if self.batch_size < 1 or self.num_workers < 0:
             raise ValueError("batch_size must be >= 1 and num_workers >= 0")
-        if self.input_px < 32 or self.frames < 1 or self.width < 4:
+        if self.input_px < 32 or (self.frames is not None and self.frames < 1) or self.width < 4:
             raise ValueError("input_px must be >= 32, frames >= 1 and width >= 4")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError("dropout_rate must be in [0, 1)")

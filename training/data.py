@@ -152,7 +152,7 @@ class TrueBoxTracker:
 
 def window_config(cfg: DualgaitConfig, tcfg: TrainingConfig) -> DualgaitConfig:
     """The live config with the crop resized to the training input; checks T against the live windows."""
-    if tcfg.frames != cfg.inference.window.frames:
+    if tcfg.frames is not None and tcfg.frames != cfg.inference.window.frames:  # a TrainingConfig built alone
         raise ConfigError(f"training.frames ({tcfg.frames}) must equal inference.window.frames "
                           f"({cfg.inference.window.frames}): the live pipeline feeds the model windows of that length")
     return with_overrides(cfg, {"inference": {"crop": {"input_px": tcfg.input_px}}})

@@ -24,12 +24,13 @@ gated          two backbones, a gate scores each view per window; the     (beyon
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from inference.models.slow_r50 import SlowR50, create_slow_r50
+from inference.variants import VARIANTS, Variant
 
 __all__ = [
     "KINETICS_MEAN",
@@ -51,9 +52,6 @@ __all__ = [
 # Per-channel (RGB) mean/std of the PyTorchVideo Kinetics slow_r50 training recipe, for inputs in [0, 1].
 KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
 KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
-
-Variant = Literal["single_front", "single_side", "early", "late", "slow", "gated"]
-VARIANTS: tuple[str, ...] = get_args(Variant)
 
 # Kinetics classifier weights; they do not fit a 1-class head and are never loaded into one.
 _PROJ_PREFIX = "blocks.5.proj."

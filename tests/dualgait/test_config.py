@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -381,6 +383,45 @@ def test_training_overrides():
     """Training settings can be changed with --set like any other section."""
     cfg = load_config(None, ["training.folds=3", "training.pretrained=/w/SLOW_8x8_R50.pyth", "training.lr=0.001"])
     assert (cfg.training.folds, cfg.training.pretrained, cfg.training.lr) == (3, "/w/SLOW_8x8_R50.pyth", 0.001)
+
+
+def test_training_frames_follow_the_live_window_length():
+    """training.frames left out takes inference.window.frames: T is written once."""
+    cfg = load_config(None, ["inference.window.frames=4", "inference.window.min_visible_frames=4"])
+    assert cfg.training.frames == 4
+    assert DualgaitConfig().training.frames == DualgaitConfig().inference.window.frames == 8
+
+
+@pytest.mark.parametrize("frames", [4, 16])
+def test_training_frames_agreeing_with_the_window_load(tmp_path, frames):
+    """A file that writes both keys loads when they agree."""
+    path = _write(tmp_path, f"inference:\n  window:\n    frames: {frames}\n    min_visible_frames: 4\n"
+                            f"training:\n  frames: {frames}\n")
+    cfg = load_config(path)
+    assert cfg.training.frames == cfg.inference.window.frames == frames
+
+
+@pytest.mark.parametrize(("path", "overrides", "message"), [
+    (None, ["training.frames=4"], "training.frames (4) must equal inference.window.frames (8)"),
+    (DEFAULT_YAML, ["training.frames=4"], "training.frames (4) must equal inference.window.frames (8)"),
+    (None, ["inference.window.frames=4", "inference.window.min_visible_frames=4", "training.frames=8"],
+     "training.frames (8) must equal inference.window.frames (4)"),
+])
+def test_training_frames_differing_from_the_window_is_a_config_error(path, overrides, message):
+    """A training T that the live windows cannot feed is a one-line error when the config is read, naming both keys."""
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        load_config(path, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_reading_a_config_needs_no_torch():
+    """Loading (and checking) a config, variants included, imports no torch: the CLI and capture start fast."""
+    code = ("import sys; from dualgait.config import load_config; load_config(); "
+            f"load_config({str(DEFAULT_YAML)!r}, ['inference.model.variant=gated', 'training.variant=early']); "
+            "sys.exit('torch imported' if 'torch' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=DEFAULT_YAML.parents[1], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_profiles_load_and_set_what_they_promise():

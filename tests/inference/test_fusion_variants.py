@@ -16,10 +16,20 @@ def _inputs(model: torch.nn.Module, seed: int = 0) -> list[torch.Tensor]:
     return [torch.randn(X_SHAPE, generator=gen) for _ in model.views]
 
 
-def test_config_lists_the_same_variants() -> None:
-    from typing import get_args
+def test_variants_are_written_once() -> None:
+    """The model code, inference.model.variant and training.variant all take the one list of inference.variants."""
+    from typing import get_args, get_type_hints
 
-    assert get_args(ConfigVariant) == VARIANTS
+    from inference import variants
+    from inference.config import ModelConfig
+    from inference.models import fusion
+    from training.config import TrainingConfig
+
+    assert VARIANTS is fusion.VARIANTS is variants.VARIANTS == get_args(variants.Variant)
+    assert ConfigVariant is fusion.Variant is variants.Variant
+    assert get_type_hints(TrainingConfig)["variant"] is variants.Variant
+    assert get_type_hints(ModelConfig)["variant"] == variants.Variant | None
+    assert VARIANTS == ("single_front", "single_side", "early", "late", "slow", "gated")
 
 
 @pytest.mark.parametrize(("variant", "views", "outputs", "params"), [
