@@ -52,26 +52,6 @@ def add_bench_e2e_args(parser: argparse.ArgumentParser) -> None:
                              "by one inference process (docs/inference.md)")
 
 
-def _int8_ready(cfg: DualgaitConfig, front: str, side: str) -> None:
-    """Build (once, cached) the int8 engine the profile asks for, calibrated on the pair."""
-    mcfg = cfg.inference.model
-    if not (mcfg.engine == "openvino" and mcfg.precision == "int8"):
-        return
-    from inference.engines.base import EngineError
-    from inference.engines.factory import build_engine, load_model
-    from offline.clips import recording_windows
-
-    loaded = load_model(mcfg, input_px=cfg.inference.crop.input_px, frames=cfg.inference.window.frames)
-    try:
-        build_engine(loaded, mcfg)
-        return  # cached
-    except EngineError:  # no int8 artifact for these weights yet: calibrate below
-        pass
-    log.info("building the int8 model once (calibration on %d windows of the pair)", 8)
-    windows = recording_windows(cfg, front, side, max_windows=8, views=loaded.model.views)
-    build_engine(loaded, mcfg, calibration=windows)
-
-
 # --------------------------------------------------------------------------- realtime
 
 
@@ -258,6 +238,7 @@ def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from datetime import UTC, datetime
 
     from bench.report import machine_info, recorded_pair, write_report
+    from offline.clips import ensure_int8_engine
 
     front, side = recorded_pair(args.front, args.side, cfg)
     if not 1 <= args.walkways <= 64:
@@ -265,7 +246,7 @@ def run_bench_e2e(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     modes = {m.strip() for m in args.modes.split(",") if m.strip()}
     if not modes or not modes <= {"realtime", "offline"}:
         raise ConfigError(f"--modes takes realtime and/or offline, got {args.modes!r}")
-    _int8_ready(cfg, front, side)
+    ensure_int8_engine(cfg, front, side)
     results: dict[str, Any] = {}
     if "offline" in modes:
         log.info("offline: %d passes over the pair, as fast as possible", args.offline_passes)

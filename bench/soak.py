@@ -203,14 +203,14 @@ def render(report: dict[str, Any]) -> str:
 
 
 def run_bench_soak(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
-    from bench.e2e import _int8_ready
     from bench.report import machine_info, recorded_pair, write_report
+    from offline.clips import ensure_int8_engine
 
     front, side = recorded_pair(args.front, args.side, cfg)
     if args.duration_s < 2 * args.warmup_s or args.sample_s <= 0:
         raise ConfigError("--duration-s must be at least twice --warmup-s, and --sample-s > 0")
     cfg = with_overrides(cfg, {"capture": {"front": front, "side": side}})
-    _int8_ready(cfg, front, side)
+    ensure_int8_engine(cfg, front, side)
     machine = machine_info()
     log.info("soak: %.0f s of looped replay through the supervised processes", args.duration_s)
     result = _soak(cfg, args.duration_s, args.warmup_s, args.sample_s)

@@ -221,9 +221,9 @@ def render(report: dict[str, Any]) -> str:
 def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from datetime import UTC, datetime
 
-    from bench.e2e import _int8_ready
     from bench.report import machine_info, recorded_pair, write_report
-    from inference.process import _load_models
+    from inference.process import load_models
+    from offline.clips import ensure_int8_engine
 
     front, side = recorded_pair(args.front, args.side, cfg)
     try:
@@ -234,9 +234,9 @@ def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
         raise ConfigError(f"--walkways counts must be in 1..64, got {args.walkways!r}")
     if args.duration_s < 2:
         raise ConfigError("--duration-s must be >= 2 (two windows)")
-    _int8_ready(cfg, front, side)
+    ensure_int8_engine(cfg, front, side)
     frames = _load_frames(front, side, args.duration_s)
-    network, runner = _load_models(cfg, batch=counts[-1])
+    network, runner = load_models(cfg, batch=counts[-1])
     if not hasattr(runner, "predict_batch"):
         raise ConfigError("this model runner has no predict_batch")
     step_ns = round(cfg.inference.window.step_s * 1e9)

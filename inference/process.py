@@ -44,8 +44,11 @@ def _inference_config(cfg: DualgaitConfig) -> InferenceConfig:
     return icfg
 
 
-def _load_models(cfg: DualgaitConfig, *, batch: int = 1):
-    """The detector network and the model runner, warmed up (first calls compile) for up to ``batch`` walkways."""
+def load_models(cfg: DualgaitConfig, *, batch: int = 1):
+    """The detector network and the model runner, warmed up (first calls compile) for up to ``batch`` walkways.
+
+    What the inference process serves with; ``bench walkways`` times the same objects.
+    """
     import numpy as np
 
     from inference.detector import YoloModel
@@ -80,7 +83,7 @@ def build_batcher(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.mon
     from inference.walkways import WalkwayBatcher
 
     ids = cfg.walkway_ids()
-    network, runner = _load_models(cfg, batch=len(ids))
+    network, runner = load_models(cfg, batch=len(ids))
     pipelines = {}
     for walkway in ids:
         icfg = _inference_config(cfg.for_walkway(walkway))
