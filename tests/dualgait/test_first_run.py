@@ -13,26 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_line_error, run_cli
 
 from core.folders import FolderError
 from dualgait.config import load_config
 from dualgait.preflight import check_writable_dir, planned_tcp_binds, port_is_free
 from training.demo_model import DemoRecipe, ensure_demo_model
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dualgait", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env={**os.environ, **(env or {})})
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 def _not_a_dir(tmp_path: Path) -> Path:
@@ -43,16 +29,16 @@ def _not_a_dir(tmp_path: Path) -> Path:
 
 
 def test_missing_shared_assets_names_the_variable(tmp_path: Path) -> None:
-    result = _run("demo", "--output", str(tmp_path / "out"), cwd=tmp_path,
+    result = run_cli("demo", "--output", str(tmp_path / "out"), cwd=tmp_path,
                   env={"DUALGAIT_ASSETS": str(tmp_path / "no-such-assets")})
-    _one_line_error(result, "shared assets not found at", str(tmp_path / "no-such-assets"), "DUALGAIT_ASSETS")
+    one_line_error(result, "shared assets not found at", str(tmp_path / "no-such-assets"), "DUALGAIT_ASSETS")
 
 
 def test_default_assets_folder_is_looked_for_beside_the_checkout(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DUALGAIT_ASSETS"}
     result = subprocess.run([sys.executable, "-m", "dualgait", "demo", "--output", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    _one_line_error(result, "shared assets not found at", str((tmp_path / ".." / "shared" / "assets").resolve()))
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)  # no DUALGAIT_ASSETS
+    one_line_error(result, "shared assets not found at", str((tmp_path / ".." / "shared" / "assets").resolve()))
 
 
 def test_missing_yolo_model(tmp_path: Path, assets: Path) -> None:
@@ -60,17 +46,17 @@ def test_missing_yolo_model(tmp_path: Path, assets: Path) -> None:
     (partial / "videos").mkdir(parents=True)
     for name in ("walk_front.mp4", "walk_side.mp4"):
         (partial / "videos" / name).symlink_to(assets / "videos" / name)
-    result = _run("demo", "--output", str(tmp_path / "out"), cwd=tmp_path, env={"DUALGAIT_ASSETS": str(partial)})
-    _one_line_error(result, "detector weights not found", "yolo11n_int8_openvino_model",
+    result = run_cli("demo", "--output", str(tmp_path / "out"), cwd=tmp_path, env={"DUALGAIT_ASSETS": str(partial)})
+    one_line_error(result, "detector weights not found", "yolo11n_int8_openvino_model",
                     "--set inference.detector.weights=")
 
 
 def test_cache_folder_that_cannot_be_written(tmp_path: Path, assets: Path) -> None:
     """An exported engine is built into the cache: refused up front, before the model loads."""
-    result = _run("demo", "--output", str(tmp_path / "out"), "--set", "inference.model.engine=openvino",
+    result = run_cli("demo", "--output", str(tmp_path / "out"), "--set", "inference.model.engine=openvino",
                   "--set", "inference.model.precision=fp32", cwd=tmp_path,
                   env={"DUALGAIT_ASSETS": str(assets), "DUALGAIT_CACHE_DIR": str(_not_a_dir(tmp_path))})
-    _one_line_error(result, "cannot write the cache folder", "DUALGAIT_CACHE_DIR")
+    one_line_error(result, "cannot write the cache folder", "DUALGAIT_CACHE_DIR")
 
 
 def test_demo_model_build_checks_the_cache_before_minutes_of_work(tmp_path: Path) -> None:
@@ -80,8 +66,8 @@ def test_demo_model_build_checks_the_cache_before_minutes_of_work(tmp_path: Path
 
 
 def test_output_folder_that_cannot_be_written(tmp_path: Path, assets: Path) -> None:
-    result = _run("demo", "--output", str(_not_a_dir(tmp_path)), cwd=tmp_path, env={"DUALGAIT_ASSETS": str(assets)})
-    _one_line_error(result, "cannot write the output folder", "--output DIR")
+    result = run_cli("demo", "--output", str(_not_a_dir(tmp_path)), cwd=tmp_path, env={"DUALGAIT_ASSETS": str(assets)})
+    one_line_error(result, "cannot write the output folder", "--output DIR")
     assert check_writable_dir(tmp_path / "new" / "folder", what="x", fix="y").is_dir()
 
 
@@ -104,9 +90,9 @@ def test_port_taken_by_another_program(tmp_path: Path, assets: Path, key: str, v
         other.listen()
         port = other.getsockname()[1]
         assert not port_is_free("127.0.0.1", port)
-        result = _run("demo", "--output", str(tmp_path / "out"), "--set", f"{key}={value.format(port=port)}",
+        result = run_cli("demo", "--output", str(tmp_path / "out"), "--set", f"{key}={value.format(port=port)}",
                       cwd=tmp_path, env={"DUALGAIT_ASSETS": str(assets)})
-    _one_line_error(result, f"port {port} on 127.0.0.1 ({what}) is taken by another program", f"--set {key}=")
+    one_line_error(result, f"port {port} on 127.0.0.1 ({what}) is taken by another program", f"--set {key}=")
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
@@ -115,7 +101,7 @@ def test_run_checks_its_frame_endpoints(tmp_path: Path, assets: Path) -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        result = _run("run", "--set", f"endpoints.front=tcp://127.0.0.1:{port}", "--set", "aggregator.http.port=0",
+        result = run_cli("run", "--set", f"endpoints.front=tcp://127.0.0.1:{port}", "--set", "aggregator.http.port=0",
                       "--set", "aggregator.metrics.port=0", "--set", "aggregator.publish_endpoint=null",
                       "--set", "supervisor.event_endpoint=null", cwd=tmp_path, env={"DUALGAIT_ASSETS": str(assets)})
-    _one_line_error(result, f"port {port} on 127.0.0.1 (the front camera's frames)", "--set endpoints.front=")
+    one_line_error(result, f"port {port} on 127.0.0.1 (the front camera's frames)", "--set endpoints.front=")
