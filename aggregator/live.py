@@ -24,7 +24,8 @@ from core.messages import DEFAULT_WALKWAY, VIEWS, CameraState, EndOfStream, Hear
 
 LOST_STATES = ("stalled", "reconnecting")
 AMBIGUOUS_WALKWAY = "ambiguous_walkway"  # the ``reason`` of an operator command that must name its walkway
-CHART_KEYS = ("index", "window", "t_s", "valid", "reason_code", "p_asd", "cumulative_p_asd", "ci_low", "ci_high")
+CHART_KEYS = ("index", "window", "t_s", "duration_s", "valid", "reason_code", "p_asd", "cumulative_p_asd",
+              "ci_low", "ci_high")
 
 
 class UnknownWalkway(LookupError):

@@ -1,9 +1,11 @@
 """Per-second and cumulative ASD scores from window scores (a stage without sockets).
 
-The cumulative score of a stream is the mean of ``p_asd`` over its valid windows (each valid second
-counts once); invalid windows are reported with their reason and never counted. Streams are told apart by
-inference's session (stream) id; each walkway (camera pair) has its own streams, so one walkway's windows
-never change another's cumulative score.
+The cumulative score of a stream is the mean of ``p_asd`` over its valid windows (each valid window
+counts once); invalid windows are reported with their reason and never counted. Times come from the
+windows' capture clock; the "over N s" of a console line is the valid windows' time, one stride each
+(``WindowScore.stride_s``: 1 s by default, so N is then the count). Streams are told apart by inference's
+session (stream) id; each walkway (camera pair) has its own streams, so one walkway's windows never change
+another's cumulative score.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class StreamAggregate:
     windows: int = 0
     valid_windows: int = 0
     p_asd_sum: float = 0.0
+    valid_s: float = 0.0  # a stride (WindowScore.stride_s) per valid window: the time the score is over
     t0_mono_ns: int | None = None
     latencies_ms: list[float] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -41,6 +44,12 @@ class StreamAggregate:
 
 def _fmt(p: float | None) -> str:
     return "  -  " if p is None else f"{p:.3f}"
+
+
+def _fmt_s(seconds: float) -> str:
+    """Seconds without a needless fraction: ``3`` for 3.0 (what a 1-s stride always gives), ``1.5``, ``0.125``."""
+    r = round(seconds, 3)
+    return f"{r:.0f}" if r == int(r) else f"{r:.3f}".rstrip("0")
 
 
 def _reason_kind(reason: str) -> str:
@@ -87,6 +96,7 @@ class ScoreAggregator:
         if score.valid and score.p_asd is not None:
             agg.valid_windows += 1
             agg.p_asd_sum += score.p_asd
+            agg.valid_s += score.stride_s
         else:
             agg.reasons[_reason_kind(score.reason or "invalid")] += 1
         agg.latencies_ms.append(score.latency_ms)
@@ -97,6 +107,8 @@ class ScoreAggregator:
             "window": score.window,
             "t_start_s": round(t_s, 3),
             "t_start_wall_ns": score.t_start_wall_ns,
+            "duration_s": score.duration_s,
+            "stride_s": score.stride_s,
             "valid": score.valid,
             "reason": score.reason,
             "p_asd": score.p_asd,
@@ -121,7 +133,7 @@ class ScoreAggregator:
             if score.view_weights:
                 views += f" weights front {score.view_weights['front']:.2f} side {score.view_weights['side']:.2f}"
             body = (f"p_asd {_fmt(score.p_asd)}{views}  "
-                    f"cumulative {_fmt(agg.cumulative_p_asd)} over {agg.valid_windows} s")
+                    f"cumulative {_fmt(agg.cumulative_p_asd)} over {_fmt_s(agg.valid_s)} s")
         else:
             body = f"invalid: {score.reason}"
         tag = (f"  [{UNTRAINED_NOTE}]" if score.untrained

@@ -39,6 +39,11 @@ def write_json(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]
     path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
+def _duration_s(window: dict[str, Any]) -> float:
+    """The window's length from its record (records stored before protocol 6 have none: they were 1 s)."""
+    return window.get("duration_s") or 1.0
+
+
 def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]) -> None:
     """Per-second score (dots), cumulative score with its interval (line + band), invalid windows marked."""
     import matplotlib
@@ -50,13 +55,14 @@ def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]
     valid = [w for w in windows if w["valid"]]
     invalid = [w for w in windows if not w["valid"]]
     for i, w in enumerate(invalid):  # a grey band per invalid window, its reason code above it
-        ax.axvspan(w["t_s"], w["t_s"] + 1.0, color="0.85", zorder=0, label="invalid window" if i == 0 else None)
-        ax.text(w["t_s"] + 0.5, 1.27, w["reason_code"] or "?", rotation=90, fontsize=6, ha="center", va="top",
-                color="0.35")
+        ax.axvspan(w["t_s"], w["t_s"] + _duration_s(w), color="0.85", zorder=0,
+                   label="invalid window" if i == 0 else None)
+        ax.text(w["t_s"] + _duration_s(w) / 2, 1.27, w["reason_code"] or "?", rotation=90, fontsize=6, ha="center",
+                va="top", color="0.35")
     if valid:
-        ts = [w["t_s"] + 0.5 for w in valid]
+        ts = [w["t_s"] + _duration_s(w) / 2 for w in valid]
         ax.plot(ts, [w["p_asd"] for w in valid], "o", color="tab:blue", markersize=4, label="per-second p_asd")
-        cum = [(w["t_s"] + 0.5, w["cumulative_p_asd"], w["ci_low"], w["ci_high"]) for w in valid]
+        cum = [(w["t_s"] + _duration_s(w) / 2, w["cumulative_p_asd"], w["ci_low"], w["ci_high"]) for w in valid]
         ax.plot([c[0] for c in cum], [c[1] for c in cum], "-", color="tab:orange", label="cumulative p_asd")
         band = [c for c in cum if c[2] is not None]
         if band:
@@ -65,7 +71,7 @@ def write_png(path: Path, summary: dict[str, Any], windows: list[dict[str, Any]]
     ax.axhline(summary.get("decision_threshold", 0.5), color="0.3", linestyle="--", linewidth=1, label="threshold")
     ax.set_ylim(-0.02, 1.3)
     ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    ax.set_xlim(0, max([w["t_s"] + 1.0 for w in windows], default=1.0))
+    ax.set_xlim(0, max([w["t_s"] + _duration_s(w) for w in windows], default=1.0))
     ax.set_xlabel("time in session (s)")
     ax.set_ylabel("p_asd")
     ax.legend(loc="lower left", fontsize=7, ncol=3)

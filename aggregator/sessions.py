@@ -198,9 +198,9 @@ class SessionTracker:
         assert session.score is not None
         if score.t_start_mono_ns > 0:
             t_s = round((score.t_start_mono_ns - session.t0_mono_ns) / 1e9, 3)
-        else:  # a window without a single frame has no capture time: place it by window index (1-s stride)
+        else:  # a window without a single frame has no capture time: place it by window index and stride
             previous = session.last_window if session.last_window is not None else score.window - 1
-            t_s = round(session.last_t_s + max(1, score.window - previous), 3)
+            t_s = round(session.last_t_s + max(1, score.window - previous) * score.stride_s, 3)
         session.last_window, session.last_t_s = score.window, t_s
         return {
             "session_id": session.id,
@@ -211,6 +211,8 @@ class SessionTracker:
             "walk": score.walk,
             "t_s": t_s,
             "t_start_wall_ns": score.t_start_wall_ns,
+            "duration_s": score.duration_s,
+            "stride_s": score.stride_s,
             "valid": score.valid,
             "reason_code": score.reason_code,
             "reason": score.reason,

@@ -431,6 +431,8 @@ class InferencePipeline:
             latency_ms=0.0,
             model=self.engine.description,
             untrained=self.engine.untrained,
+            duration_s=self.cfg.window.duration_s,
+            stride_s=self.cfg.window.stride_s,
             synthetic=self.engine.synthetic,
             walkway=self.walkway,
         )

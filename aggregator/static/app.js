@@ -74,8 +74,10 @@ function renderChart(state) {
   const svg = $("#chart");
   const points = state.chart;
   const thr = state.session ? state.session.decision_threshold : 0.5;
+  const dur = (p) => p.duration_s || 1; // each window carries its duration (windows stored before protocol 6: 1 s)
+  const mid = (p) => p.t_s + dur(p) / 2;
   const t0 = points.length ? points[0].t_s : 0;
-  const t1 = Math.max(t0 + 10, points.length ? points[points.length - 1].t_s + 1 : 10);
+  const t1 = Math.max(t0 + 10, points.length ? points[points.length - 1].t_s + dur(points[points.length - 1]) : 10);
   const x = (t) => PAD_L + ((t - t0) / (t1 - t0)) * (W - PAD_L - PAD_R);
   const y = (p) => PAD_T + (1 - p) * (H - PAD_T - PAD_B);
   const nodes = [
@@ -86,21 +88,21 @@ function renderChart(state) {
   ];
   for (const p of points) {
     if (p.valid) continue;
-    const bar = el("rect", { class: "invalid", x: x(p.t_s), y: y(1), width: Math.max(1, x(p.t_s + 1) - x(p.t_s)), height: y(0) - y(1) });
+    const bar = el("rect", { class: "invalid", x: x(p.t_s), y: y(1), width: Math.max(1, x(p.t_s + dur(p)) - x(p.t_s)), height: y(0) - y(1) });
     bar.appendChild(el("title", {}, `window ${p.window}: invalid (${p.reason_code})`));
     nodes.push(bar);
   }
   const withCi = points.filter((p) => p.valid && p.ci_low !== null);
   if (withCi.length) {
-    const upper = withCi.map((p) => `${x(p.t_s + 0.5)},${y(p.ci_high)}`);
-    const lower = withCi.slice().reverse().map((p) => `${x(p.t_s + 0.5)},${y(p.ci_low)}`);
+    const upper = withCi.map((p) => `${x(mid(p))},${y(p.ci_high)}`);
+    const lower = withCi.slice().reverse().map((p) => `${x(mid(p))},${y(p.ci_low)}`);
     nodes.push(el("polygon", { class: "ci", points: upper.concat(lower).join(" ") }));
   }
   nodes.push(el("line", { class: "thr", x1: PAD_L, y1: y(thr), x2: W - PAD_R, y2: y(thr) }));
   const valid = points.filter((p) => p.valid);
-  if (valid.length) nodes.push(el("polyline", { class: "cum", points: valid.map((p) => `${x(p.t_s + 0.5)},${y(p.cumulative_p_asd)}`).join(" ") }));
+  if (valid.length) nodes.push(el("polyline", { class: "cum", points: valid.map((p) => `${x(mid(p))},${y(p.cumulative_p_asd)}`).join(" ") }));
   for (const p of valid) {
-    const dot = el("circle", { class: "pt", cx: x(p.t_s + 0.5), cy: y(p.p_asd), r: 4, "data-window": p.window });
+    const dot = el("circle", { class: "pt", cx: x(mid(p)), cy: y(p.p_asd), r: 4, "data-window": p.window });
     dot.appendChild(el("title", {}, `window ${p.window}: p_asd ${fmt(p.p_asd)}`));
     nodes.push(dot);
   }

@@ -46,7 +46,7 @@ camera is stalled or reconnecting, so "camera silent" is told apart from "captur
                          walkway}
         walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 
-Window score (``type = "window"``, inference -> aggregator)::
+Window score (``type = "window"``, inference -> aggregator; duration_s and stride_s since protocol 6)::
 
     part 0: header JSON
         v, type "window"
@@ -71,6 +71,9 @@ Window score (``type = "window"``, inference -> aggregator)::
         latency_ms       float  capture of the window's last frame -> score published (host monotonic)
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
+        duration_s       float > 0 (finite)   the window's length in seconds (inference.window.duration_s)
+        stride_s         float > 0 (finite)   seconds from one window's start to the next's
+                         (inference.window.stride_s); the aggregator's times and "over N s" come from it
         synthetic        bool   true when the model was trained on simulated walkers only
         walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
 

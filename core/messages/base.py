@@ -7,8 +7,8 @@ import math
 import re
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 5  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
-#                       5: walkway on window, eos, camera_state, heartbeat and preview
+PROTOCOL_VERSION = 6  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
+#                       5: walkway on window, eos, camera_state, heartbeat and preview; 6: window duration_s, stride_s
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -144,6 +144,14 @@ def _get_prob(header: dict[str, Any], key: str) -> float | None:
         return None
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise MessageError(f"field '{key}' = {value} is not a probability in [0, 1]")
+    return float(value)
+
+
+def _get_positive(header: dict[str, Any], key: str) -> float:
+    """A finite number > 0 (a duration in seconds), as a float."""
+    value = _get(header, key, (int, float))
+    if not math.isfinite(value) or value <= 0:
+        raise MessageError(f"field '{key}' = {value} must be a finite number > 0")
     return float(value)
 
 

@@ -14,6 +14,7 @@ from core.messages.base import (
     _dump,
     _get,
     _get_int,
+    _get_positive,
     _get_prob,
     _get_view_weights,
     _get_walkway,
@@ -46,6 +47,8 @@ class WindowScore:
     latency_ms: float
     model: str
     untrained: bool
+    duration_s: float  # the window's length (inference.window.duration_s)
+    stride_s: float  # time from one window's start to the next's (inference.window.stride_s)
     synthetic: bool = False
     walkway: str = DEFAULT_WALKWAY  # the camera pair (inference may serve several)
 
@@ -100,6 +103,8 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         latency_ms=float(_get(header, "latency_ms", (int, float))),
         model=_get(header, "model", str),
         untrained=_get(header, "untrained", bool),
+        duration_s=_get_positive(header, "duration_s"),
+        stride_s=_get_positive(header, "stride_s"),
         synthetic=_get(header, "synthetic", bool),
         walkway=_get_walkway(header),
     )

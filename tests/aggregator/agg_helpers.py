@@ -20,18 +20,21 @@ T0 = 100 * S
 
 def score(window: int, p_asd: float | None = 0.5, *, stream: str = "stream-1", code: str | None = None,
           visible: tuple[int, int] = (8, 8), walk: int | None = None, latency_ms: float = 50.0,
-          synthetic: bool = False, untrained: bool = False, walkway: str = "main") -> WindowScore:
-    """Window ``window`` of a stream starting at T0, one per second; invalid when ``code`` is given."""
+          synthetic: bool = False, untrained: bool = False, walkway: str = "main",
+          stride_s: float = 1.0, duration_s: float = 1.0) -> WindowScore:
+    """Window ``window`` of a stream starting at T0, one per ``stride_s`` (a second by default), ``duration_s``
+    long; invalid when ``code`` is given."""
     valid = code is None
+    start_ns = T0 + round(window * stride_s * S)
     return WindowScore(
         session=stream, window=window, frames={"front": [8 * window], "side": [8 * window]},
-        t_start_mono_ns=T0 + window * S, t_end_mono_ns=T0 + window * S + 875_000_000,
-        t_start_wall_ns=1_700_000_000 * S + window * S, valid=valid,
+        t_start_mono_ns=start_ns, t_end_mono_ns=start_ns + round(duration_s * 875_000_000),
+        t_start_wall_ns=1_700_000_000 * S + (start_ns - T0), valid=valid,
         reason=None if valid else f"{code}: test", reason_code=code, walk=walk,
         p_asd=p_asd if valid else None, p_front=p_asd if valid else None, p_side=p_asd if valid else None,
         view_weights=None, visible={"front": visible[0], "side": visible[1]}, max_skew_ms=1.0,
         timings_ms={"detect": 20.0, "model": 30.0}, latency_ms=latency_ms, model="late fusion (test)",
-        untrained=untrained, synthetic=synthetic, walkway=walkway)
+        untrained=untrained, duration_s=duration_s, stride_s=stride_s, synthetic=synthetic, walkway=walkway)
 
 
 def rx(window: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -14,18 +15,19 @@ S = 1_000_000_000
 
 def _score(window: int, p_asd: float | None = 0.5, *, session: str = "walk-1", reason: str | None = None,
            latency_ms: float = 50.0, untrained: bool = False, model: str = "late fusion (test weights)",
-           p_front: float | None = None, p_side: float | None = None) -> WindowScore:
+           p_front: float | None = None, p_side: float | None = None, stride_s: float = 1.0) -> WindowScore:
     valid = reason is None
+    start_ns = 100 * S + round(window * stride_s * S)
     return WindowScore(
         session=session, window=window, frames={"front": [8 * window], "side": [8 * window + 1]},
-        t_start_mono_ns=100 * S + window * S, t_end_mono_ns=100 * S + window * S + 875_000_000,
-        t_start_wall_ns=1_700_000_000 * S + window * S, valid=valid, reason=reason,
+        t_start_mono_ns=start_ns, t_end_mono_ns=start_ns + 875_000_000,
+        t_start_wall_ns=1_700_000_000 * S + (start_ns - 100 * S), valid=valid, reason=reason,
         reason_code=None if valid else "patient_missing", walk=0 if valid else None,
         p_asd=p_asd if valid else None,
         p_front=(p_asd if p_front is None else p_front) if valid else None,
         p_side=(p_asd if p_side is None else p_side) if valid else None,
         view_weights=None, visible={"front": 8, "side": 8 if valid else 3}, max_skew_ms=2.0, timings_ms={"model": 12.0},
-        latency_ms=latency_ms, model=model, untrained=untrained,
+        latency_ms=latency_ms, model=model, untrained=untrained, duration_s=1.0, stride_s=stride_s,
     )
 
 
@@ -90,6 +92,35 @@ def test_console_line_of_valid_window():
     assert "cumulative 0.250 over 1 s" in line
     assert "latency 42 ms" in line
     assert UNTRAINED_NOTE not in line
+
+
+def test_console_line_is_unchanged_for_the_default_one_second_stride():
+    """With 1-s windows every second (the default) the line is exactly what it always was."""
+    agg = ScoreAggregator()
+    agg.update(_score(0, 0.25))
+    agg.update(_score(1, reason="no patient: side 3/8"))
+    _, line = agg.update(_score(2, 0.75, latency_ms=42.4))
+    assert line == ("window   2  t=  2.0s  p_asd 0.750 (front 0.750, side 0.750)  cumulative 0.500 over 2 s  "
+                    "latency 42 ms")
+
+
+def test_times_and_over_n_s_follow_a_half_second_stride():
+    """inference.window.stride_s 0.5: t= steps by 0.5 s and "over N s" counts 0.5 s per valid window (the old
+    1-s assumption said "over 1 s", "over 2 s", "over 3 s" after the same windows)."""
+    agg = ScoreAggregator()
+    lines, records = [], []
+    for window in range(5):
+        invalid = "no patient: side 3/8" if window == 2 else None
+        record, line = agg.update(_score(window, 0.5, reason=invalid, stride_s=0.5))
+        lines.append(line)
+        records.append(record)
+    assert [re.search(r"t= *[0-9.]+s", line)[0] for line in lines] == [
+        "t=  0.0s", "t=  0.5s", "t=  1.0s", "t=  1.5s", "t=  2.0s"]
+    assert [r["t_start_s"] for r in records] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    overs = [re.search(r"over [0-9.]+ s", line) for line in lines]
+    assert [m[0] if m else None for m in overs] == ["over 0.5 s", "over 1 s", None, "over 1.5 s", "over 2 s"]
+    assert lines[2].startswith("window   2  t=  1.0s  invalid")  # an invalid window adds no time
+    assert all((r["duration_s"], r["stride_s"]) == (1.0, 0.5) for r in records)
 
 
 def test_untrained_model_is_flagged_on_every_line():

@@ -115,6 +115,28 @@ def test_a_window_without_frames_is_placed_after_the_previous_one():
     assert tracker.current.last_seen_mono_ns == T0 + S + 875_000_000  # not moved by the empty window
 
 
+def test_session_times_follow_a_half_second_stride():
+    """inference.window.stride_s 0.5: the windows' t_s step by 0.5 s, their records carry the window's duration
+    and stride, and a window without frames is placed by index * stride (the old 1-s stride put window 3 at
+    2.5 s, after window 1 at 0.5 s)."""
+    tracker = _tracker()
+    records = [tracker.window(score(i, 0.5, stride_s=0.5), rx(i))[-1].record for i in range(2)]
+    from dataclasses import replace
+
+    empty = replace(score(3, code="too_few_frames", visible=(0, 0), stride_s=0.5), t_start_mono_ns=0,
+                    t_end_mono_ns=0)
+    records.append(tracker.window(empty, rx(3))[-1].record)
+    records.append(tracker.window(score(4, 0.5, stride_s=0.5), rx(4))[-1].record)
+    assert [r["t_s"] for r in records] == [0.0, 0.5, 1.5, 2.0]
+    assert all((r["duration_s"], r["stride_s"]) == (1.0, 0.5) for r in records)
+
+
+def test_window_duration_and_stride_are_stored_with_the_record():
+    """The default 1-s windows every second: duration_s and stride_s 1.0 in the record (the export reads them)."""
+    record = _tracker().window(score(0, 0.5), rx(0))[-1].record
+    assert (record["duration_s"], record["stride_s"]) == (1.0, 1.0)
+
+
 # ---------------------------------------------------------------------------- several walkways
 
 

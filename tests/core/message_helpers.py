@@ -61,7 +61,7 @@ def _window(**changes: Any) -> WindowScore:
         p_asd=0.25, p_front=0.5, p_side=0.0,
         view_weights={"front": 0.75, "side": 0.25},
         visible={"front": 8, "side": 7}, max_skew_ms=3.5, timings_ms={"detect": 1.5, "model": 20.0},
-        latency_ms=42.0, model="late fusion (untrained)", untrained=True,
+        latency_ms=42.0, model="late fusion (untrained)", untrained=True, duration_s=1.0, stride_s=0.5,
     )
     return replace(score, **changes)
 

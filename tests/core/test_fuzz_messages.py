@@ -132,6 +132,7 @@ int64s = st.integers(min_value=0, max_value=INT64_MAX)
 small_ints = st.integers(min_value=0, max_value=10**6)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 probs = st.floats(min_value=0.0, max_value=1.0)
+positive = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)  # durations, s
 views = st.sampled_from(VIEWS)
 texts = st.text(max_size=30)
 
@@ -175,7 +176,8 @@ def windows(draw: st.DrawFn) -> WindowScore:
         view_weights=draw(st.none() | st.fixed_dictionaries({"front": probs, "side": probs})),
         visible={view: draw(small_ints) for view in VIEWS}, max_skew_ms=draw(finite),
         timings_ms=draw(st.dictionaries(texts, finite, max_size=7)), latency_ms=draw(finite), model=draw(texts),
-        untrained=draw(st.booleans()), synthetic=draw(st.booleans()))
+        untrained=draw(st.booleans()), duration_s=draw(positive), stride_s=draw(positive),
+        synthetic=draw(st.booleans()))
 
 
 counters = st.fixed_dictionaries({key: int64s for key in REQUIRED_COUNTERS},
@@ -555,7 +557,7 @@ def test_regression_huge_int_where_a_float_is_expected() -> None:
         session="s", window=0, frames={"front": [], "side": []}, t_start_mono_ns=0, t_end_mono_ns=0,
         t_start_wall_ns=0, valid=False, reason="r", reason_code="skew", walk=None, p_asd=None, p_front=None,
         p_side=None, view_weights=None, visible={"front": 0, "side": 0}, max_skew_ms=1.0, timings_ms={},
-        latency_ms=1.0, model="m", untrained=True))[0])
+        latency_ms=1.0, model="m", untrained=True, duration_s=1.0, stride_s=1.0))[0])
     assert decode([dumps(header).encode()]).max_skew_ms == 1.0
     for field, value in (("max_skew_ms", Raw("9" * 400)), ("latency_ms", Raw("1e999")),
                          ("timings_ms", {"model": Raw("9" * 400)})):

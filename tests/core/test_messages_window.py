@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 from message_helpers import (
+    _window,
     _window_parts,
 )
 
 from core.messages import (
+    PROTOCOL_VERSION,
     MessageError,
     decode,
+    decode_window,
+    encode_window,
 )
 
 # --------------------------------------------------------------------------- window rejection
@@ -86,3 +93,45 @@ def test_window_malformed_field_rejected(field, value):
     """Malformed window fields raise MessageError."""
     with pytest.raises(MessageError):
         decode(_window_parts(**{field: value}))
+
+
+# --------------------------------------------------------------------------- window duration and stride (protocol 6)
+
+
+def test_duration_and_stride_round_trip():
+    """duration_s and stride_s (here 2 s and 0.5 s: overlapping windows) come back as sent, as floats."""
+    score = _window(duration_s=2.0, stride_s=0.5)
+    header = json.loads(encode_window(score)[0])
+    assert (header["v"], header["duration_s"], header["stride_s"]) == (PROTOCOL_VERSION, 2.0, 0.5)
+    assert decode(encode_window(score)) == score
+    out = decode(_window_parts(duration_s=1, stride_s=3))  # integers are numbers of seconds too
+    assert (out.duration_s, out.stride_s) == (1.0, 3.0)
+    assert isinstance(out.duration_s, float) and isinstance(out.stride_s, float)
+
+
+@pytest.mark.parametrize("field", ["duration_s", "stride_s"])
+@pytest.mark.parametrize("value", [0, 0.0, -0.5, -1, True, "1.0", None, [1.0]])
+def test_bad_duration_or_stride_rejected(field, value):
+    """duration_s and stride_s must be finite numbers > 0."""
+    with pytest.raises(MessageError, match=f"'{field}'"):
+        decode(_window_parts(**{field: value}))
+
+
+@pytest.mark.parametrize("field", ["duration_s", "stride_s"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_duration_or_stride_rejected(field, value):
+    """NaN and inf are refused by the window decoder itself, and already by the header parser on the wire."""
+    header = json.loads(encode_window(_window())[0])
+    with pytest.raises(MessageError, match=f"'{field}'.*finite"):
+        decode_window({**header, field: value}, [])
+    with pytest.raises(MessageError):
+        decode([json.dumps({**header, field: value}).encode()])  # NaN / Infinity tokens
+
+
+@pytest.mark.parametrize("field", ["duration_s", "stride_s"])
+def test_missing_duration_or_stride_rejected(field):
+    """A window without its duration or stride (a protocol 5 layout) is refused."""
+    header = json.loads(encode_window(_window())[0])
+    del header[field]
+    with pytest.raises(MessageError, match=f"misses field '{field}'"):
+        decode([json.dumps(header).encode()])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from core.messages import Frame
-from inference.config import DetectorConfig, InferenceConfig
+from inference.config import DetectorConfig, InferenceConfig, WindowConfig
 from inference.detector import Detection, PerViewDetector
 from inference.pipeline import InferencePipeline
 
@@ -89,6 +91,19 @@ def test_full_windows_are_scored_from_eight_crops_per_view() -> None:
     assert scores[0].t_end_mono_ns == 1_000_000_000 + 22 * PERIOD_NS
     # the lock needs ~0.5 s of motion history; the patient's earlier sightings still count (window 0 valid)
     assert scores[0].walk == 0 and pipe.end("test").stats["patient_locks_front"] == 1
+
+
+def test_scores_carry_the_configured_window_duration_and_stride() -> None:
+    """duration_s and stride_s on every score are inference.window's (the aggregator's times come from them)."""
+    _pipe, scores, _trackers, _engine = _run(_frames("front", 51), _frames("side", 51))
+    assert scores and all((s.duration_s, s.stride_s) == (1.0, 1.0) for s in scores)
+    cfg = InferenceConfig(window=WindowConfig(stride_s=0.5))
+    _pipe, scores, _trackers, _engine = _run(_frames("front", 76), _frames("side", 76), cfg)
+    assert [s.window for s in scores] == [0, 1, 2, 3, 4]
+    assert all((s.duration_s, s.stride_s) == (1.0, 0.5) for s in scores)
+    starts = [s.t_start_mono_ns for s in scores]
+    # windows start half a second apart, on the nearest frame (25 fps: within one 40-ms period)
+    assert all(abs(b - a - 500_000_000) <= PERIOD_NS for a, b in itertools.pairwise(starts))
 
 
 def test_patient_missing_in_one_view_makes_the_window_invalid() -> None:
