@@ -24,7 +24,6 @@ pipelines (walkways): :class:`inference.walkways.WalkwayBatcher`.
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 import uuid
@@ -38,6 +37,7 @@ from core.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Fra
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector
+from inference.frame_log import FrameLog
 from inference.pairing import FramePairer
 from inference.patient import PatientLock, WalkMonitor
 from inference.sampling import Sample, WindowReady, WindowSampler
@@ -186,11 +186,7 @@ class InferencePipeline:
             "seq_gaps_front": 0, "seq_gaps_side": 0, "frames_stale_front": 0, "frames_stale_side": 0, "walks": 0,
             **{f"invalid_{code}": 0 for code in REASON_CODES},
         }
-        self._last_seq: dict[str, int | None] = dict.fromkeys(VIEWS)
-        self._last_source_ts: dict[str, int | None] = dict.fromkeys(VIEWS)
-        # (view, seq) -> (received_ns, why stale or None), for the frames that may still be sampled
-        self._frame_meta: collections.OrderedDict[tuple[str, int], tuple[int, str | None]] = collections.OrderedDict()
-        self._recent_ns = {view: collections.deque(maxlen=128) for view in VIEWS}  # capture times seen
+        self.frames = FrameLog(self.stats, max_frame_age_s=self.cfg.window.max_frame_age_s)
         self._pair_ms = 0.0
         self._model_end_ns = 0
         self._started = False
@@ -210,13 +206,7 @@ class InferencePipeline:
         a :class:`PendingWindow` per completed window (score it with :func:`score_windows`)."""
         self._started = True
         received_ns = self.clock_ns() if received_ns is None else received_ns
-        view = frame.view
-        self.stats[f"frames_{view}"] += 1
-        last = self._last_seq[view]
-        if last is not None and frame.seq > last + 1:
-            self.stats[f"seq_gaps_{view}"] += frame.seq - last - 1
-        self._last_seq[view] = frame.seq
-        self._note_frame(frame, received_ns)
+        self.frames.note(frame, received_ns)
         t0 = time.perf_counter()
         self.sampler.start(frame.capture_mono_ns)
         pairs = self.pairer.push(frame)
@@ -238,44 +228,18 @@ class InferencePipeline:
                 yield self._prepare_window(event)
                 self._forget_old_samples()
 
-    def _note_frame(self, frame: Frame, received_ns: int) -> None:
-        """Remember the frame's receipt and whether it is stale (too old, or a repeat of the last frame)."""
-        view = frame.view
-        stale = None
-        age_ns = received_ns - frame.capture_mono_ns
-        max_age_s = self.cfg.window.max_frame_age_s
-        if max_age_s is not None and age_ns > max_age_s * 1e9:
-            stale = f"{view} frame {frame.seq} arrived {age_ns / 1e6:.0f} ms after capture (limit {max_age_s:g} s)"
-        elif frame.source_ts_ns is not None and frame.source_ts_ns == self._last_source_ts[view]:
-            stale = f"{view} frame {frame.seq} repeats the camera's previous frame (same source timestamp)"
-        self._last_source_ts[view] = frame.source_ts_ns
-        if stale is not None:
-            self.stats[f"frames_stale_{view}"] += 1
-        self._frame_meta[(view, frame.seq)] = (received_ns, stale)
-        while len(self._frame_meta) > 512:
-            self._frame_meta.popitem(last=False)
-        self._recent_ns[view].append(frame.capture_mono_ns)
-
-    def _missing_cause(self, target_ns: int) -> str:
-        """Why no pair was found near ``target_ns``: a view without frames there, or frames too far apart."""
-        half = self.sampler.step_ns // 2
-        near = {v: any(abs(t - target_ns) <= half for t in self._recent_ns[v]) for v in VIEWS}
-        if all(near.values()):
-            return "skew"
-        return "too_few_frames:" + ",".join(v for v in VIEWS if not near[v])
-
     def _sample_before_detection(self, sample: Sample) -> tuple[ProcessedSample, dict[str, np.ndarray] | None]:
         """Book the sample; returns it and, when the detector must run on it, its frames (view -> image)."""
         self.stats["samples"] += 1
         if sample.pair is None:
             self.stats["samples_missing"] += 1
-            out = ProcessedSample(sample.index, missing=self._missing_cause(sample.target_ns),
-                                  t_mono_ns=sample.target_ns)
+            cause = self.frames.missing_cause(sample.target_ns, self.sampler.step_ns)
+            out = ProcessedSample(sample.index, missing=cause, t_mono_ns=sample.target_ns)
             self.samples[sample.index] = out
             return out, None
         pair = sample.pair
         frames = {"front": pair.front, "side": pair.side}
-        meta = {v: self._frame_meta.get((v, f.seq), (0, None)) for v, f in frames.items()}
+        meta = {v: self.frames.receipt(v, f.seq) for v, f in frames.items()}
         out = ProcessedSample(
             sample.index, seqs={v: f.seq for v, f in frames.items()}, t_mono_ns=pair.t_mono_ns,
             t_wall_ns=pair.front.capture_wall_ns, last_capture_ns=max(f.capture_mono_ns for f in frames.values()),
@@ -395,19 +359,7 @@ class InferencePipeline:
             self.stats["windows_valid"] += 1
         else:
             self.stats[f"invalid_{code}"] += 1
-        last = present[-1] if present else None
-        wait_ms = 0.0
-        if last is not None and last.last_received_ns:
-            wait_ms = max(0.0, (pending.start_ns - last.last_received_ns) / 1e6 - last.detect_ms - last.crop_ms)
-        timings = {
-            "receive": round(max(0.0, (last.last_received_ns - last.last_capture_ns) / 1e6), 3) if last else 0.0,
-            "pair": round(pending.pair_ms, 3),
-            "detect": round(sum(s.detect_ms for s in present), 3),
-            "crop": round(sum(s.crop_ms for s in present), 3),
-            # model queue: the window waited here for other walkways' work before its batched model call
-            "wait": round(wait_ms + max(0.0, (self.clock_ns() - pending.start_ns) / 1e6 - model_ms), 3),
-            "model": round(model_ms, 3),
-        }
+        timings = self._timings(pending, model_ms)
         self._model_end_ns = self.clock_ns()
         first = pending.first
         return WindowScore(
@@ -436,6 +388,23 @@ class InferencePipeline:
             synthetic=self.engine.synthetic,
             walkway=self.walkway,
         )
+
+    def _timings(self, pending: PendingWindow, model_ms: float) -> dict[str, float]:
+        """The window's stages in milliseconds up to the model (``publish`` is added by :meth:`stamp_latency`)."""
+        present = pending.present
+        last = present[-1] if present else None
+        wait_ms = 0.0
+        if last is not None and last.last_received_ns:
+            wait_ms = max(0.0, (pending.start_ns - last.last_received_ns) / 1e6 - last.detect_ms - last.crop_ms)
+        return {
+            "receive": round(max(0.0, (last.last_received_ns - last.last_capture_ns) / 1e6), 3) if last else 0.0,
+            "pair": round(pending.pair_ms, 3),
+            "detect": round(sum(s.detect_ms for s in present), 3),
+            "crop": round(sum(s.crop_ms for s in present), 3),
+            # model queue: the window waited here for other walkways' work before its batched model call
+            "wait": round(wait_ms + max(0.0, (self.clock_ns() - pending.start_ns) / 1e6 - model_ms), 3),
+            "model": round(model_ms, 3),
+        }
 
     def stamp_latency(self, score: WindowScore) -> WindowScore:
         """Set ``latency_ms`` (capture of the window's last frame -> now) and the ``publish`` stage; call just
