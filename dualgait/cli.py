@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.configtools import ConfigError
@@ -22,12 +25,41 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dualgait", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its parser gets the flags of ``add_args(parser)``, running it calls ``run(args[, cfg])``.
 
-    demo = sub.add_parser("demo", help="whole pipeline on a recorded front/side pair, live scores, then exit")
-    _common(demo)
+    ``add_args`` and ``run`` name functions, ``"package.module:function"`` or a bare name in this module;
+    a module is imported only when needed: the flags' one when the parser is built, the run function's
+    when the command runs (so ``dualgait --help`` does not import torch).
+    """
+
+    name: str
+    help: str
+    add_args: str | None  # None: the common flags only
+    run: str
+    config: bool = True  # run(args, cfg) with the loaded config; else run(args)
+    common: bool = True  # --config, --set, --log-level on this parser (else add_args places them)
+
+    def add_to(self, sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        parser = sub.add_parser(self.name, help=self.help)
+        if self.common:
+            _common(parser)
+        if self.add_args is not None:
+            _function(self.add_args)(parser)
+        return parser
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        run = _function(self.run)
+        return run(args, _load(args)) if self.config else run(args)
+
+
+def _function(ref: str) -> Callable:
+    module, _, name = ref.rpartition(":")
+    return getattr(importlib.import_module(module), name) if module else globals()[name]
+
+
+def _add_demo_args(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--front", help="front-view video (default: the shared walk_front.mp4)")
     demo.add_argument("--side", help="side-view video (default: the shared walk_side.mp4)")
     demo.add_argument("--output", default="demo-output", help="folder for windows.jsonl and summary.json")
@@ -38,95 +70,82 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
 
-    doctor = sub.add_parser("doctor", help="what this machine has, what the pipeline will use, which features work")
-    _common(doctor)
-    from dualgait.doctor import add_doctor_args
 
-    add_doctor_args(doctor)
-
-    score = sub.add_parser("score", help="score a recorded front/side pair offline, as fast as possible")
-    _common(score)
-    from dualgait.score import add_score_args
-
-    add_score_args(score)
-
-    run = sub.add_parser("run", help="start all four processes from the config and supervise them")
-    _common(run)
-
-    cap = sub.add_parser("capture", help="one capture process: a camera, stream, recording or synthetic walker")
-    _common(cap)
+def _add_capture_args(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--view", required=True, choices=["front", "side"])
     cap.add_argument("--source", help="overrides capture.<view>: a video file, usb:N, rtsp:// or http:// URL, "
                      "synthetic:asd|normal[:SEED]")
     cap.add_argument("--start-at", type=float, metavar="UNIX_S",
                      help="shared start instant, wall clock seconds (both views get the same value)")
 
-    export = sub.add_parser("export", help="build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it")
-    _common(export)
-    from dualgait.engine_export import add_export_args
 
-    add_export_args(export)
+def _add_infer_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ready-file", help="touched once the process is ready (for supervisors)")
 
-    bench = sub.add_parser("bench", help="benchmarks that write JSON + a markdown table")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    bench_model = bench_sub.add_parser("model", help="model latency: variant x engine x input size")
-    _common(bench_model)
-    from bench.model import add_bench_model_args
 
-    add_bench_model_args(bench_model)
-    bench_capture = bench_sub.add_parser("capture", help="capture -> inference-receive latency and capture CPU "
-                                         "per transport (raw over ipc, JPEG over TCP)")
-    _common(bench_capture)
-    from bench.capture import add_bench_capture_args
+def _add_aggregate_args(parser: argparse.ArgumentParser) -> None:
+    _add_infer_args(parser)
+    parser.add_argument("--output", help="folder for windows.jsonl and summary.json")
 
-    add_bench_capture_args(bench_capture)
-    bench_e2e = bench_sub.add_parser("e2e", help="end-to-end latency (real time, processes) and throughput "
-                                     "(offline) against a naive baseline")
-    _common(bench_e2e)
-    from bench.e2e import add_bench_e2e_args
 
-    add_bench_e2e_args(bench_e2e)
-    bench_soak = bench_sub.add_parser("soak", help="long looped real-time run under the supervisor: RSS of every "
-                                      "process and lag over time")
-    _common(bench_soak)
-    from bench.soak import add_bench_soak_args
-
-    add_bench_soak_args(bench_soak)
-    bench_walkways = bench_sub.add_parser("walkways", help="walkways one inference process keeps in real time: "
-                                          "detector and model batched across walkways vs one call per walkway")
-    _common(bench_walkways)
-    from bench.walkways import add_bench_walkways_args
-
-    add_bench_walkways_args(bench_walkways)
-
-    simulate = sub.add_parser("simulate", help="render synthetic front/side walker videos and a manifest")
-    _common(simulate)
-    from training.synthetic.cli import add_simulate_args
-
-    add_simulate_args(simulate)
-
-    train = sub.add_parser("train", help="cross-validated training on a manifest of recorded pairs (paper protocol)")
-    _common(train)
-    from training.args import add_train_args
-
-    add_train_args(train)
-
-    session = sub.add_parser("session", help="walk sessions: list, export (CSV, JSON, PNG), end the open one")
+def _add_session_args(parser: argparse.ArgumentParser) -> None:
     from aggregator.commands import add_session_args
 
-    add_session_args(session, _common)
+    add_session_args(parser, _common)  # the common flags go on each of its subcommands
 
-    keys = sub.add_parser("keys", help="CURVE key pairs and the allow-list of clients (docs/security.md)")
-    from dualgait.keys import add_keys_args
 
-    add_keys_args(keys)
+def _add_bench_args(bench: argparse.ArgumentParser) -> None:
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    for command in BENCH_COMMANDS.values():
+        command.add_to(bench_sub)
 
-    for name, text in (("infer", "the inference process"), ("aggregate", "the aggregator process")):
-        p = sub.add_parser(name, help=text)
-        _common(p)
-        p.add_argument("--ready-file", help="touched once the process is ready (for supervisors)")
-        if name == "aggregate":
-            p.add_argument("--output", help="folder for windows.jsonl and summary.json")
+
+# ``dualgait bench KIND``: bench.KIND's add_bench_KIND_args(parser) and run_bench_KIND(args, cfg)
+BENCH_COMMANDS = {c.name: c for c in (
+    Command(name, text, f"bench.{name}:add_bench_{name}_args", f"bench.{name}:run_bench_{name}")
+    for name, text in (
+        ("model", "model latency: variant x engine x input size"),
+        ("capture", "capture -> inference-receive latency and capture CPU per transport (raw over ipc, JPEG over "
+                    "TCP)"),
+        ("e2e", "end-to-end latency (real time, processes) and throughput (offline) against a naive baseline"),
+        ("soak", "long looped real-time run under the supervisor: RSS of every process and lag over time"),
+        ("walkways", "walkways one inference process keeps in real time: detector and model batched across "
+                     "walkways vs one call per walkway"),
+    ))}
+
+# every sub-command, in the order of ``dualgait --help``
+COMMANDS = {c.name: c for c in (
+    Command("demo", "whole pipeline on a recorded front/side pair, live scores, then exit",
+            "_add_demo_args", "cmd_demo", config=False),
+    Command("doctor", "what this machine has, what the pipeline will use, which features work",
+            "dualgait.doctor:add_doctor_args", "dualgait.doctor:run_doctor", config=False),
+    Command("score", "score a recorded front/side pair offline, as fast as possible",
+            "dualgait.score:add_score_args", "dualgait.score:run_score"),
+    Command("run", "start all four processes from the config and supervise them", None, "cmd_run", config=False),
+    Command("capture", "one capture process: a camera, stream, recording or synthetic walker",
+            "_add_capture_args", "cmd_capture", config=False),
+    Command("export", "build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it",
+            "dualgait.engine_export:add_export_args", "dualgait.engine_export:run_export"),
+    Command("bench", "benchmarks that write JSON + a markdown table", "_add_bench_args", "cmd_bench",
+            config=False, common=False),
+    Command("simulate", "render synthetic front/side walker videos and a manifest",
+            "training.synthetic.cli:add_simulate_args", "training.synthetic.cli:run_simulate", config=False),
+    Command("train", "cross-validated training on a manifest of recorded pairs (paper protocol)",
+            "training.args:add_train_args", "training.train:run_train"),
+    Command("session", "walk sessions: list, export (CSV, JSON, PNG), end the open one",
+            "_add_session_args", "cmd_session", config=False, common=False),
+    Command("keys", "CURVE key pairs and the allow-list of clients (docs/security.md)",
+            "dualgait.keys:add_keys_args", "dualgait.keys:run_keys", config=False, common=False),
+    Command("infer", "the inference process", "_add_infer_args", "cmd_infer", config=False),
+    Command("aggregate", "the aggregator process", "_add_aggregate_args", "cmd_aggregate", config=False),
+)}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dualgait", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS.values():
+        command.add_to(sub)
     return parser
 
 
@@ -196,18 +215,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from dualgait.doctor import run_doctor
-
-    return run_doctor(args)
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from dualgait.score import run_score
-
-    return run_score(args, _load(args))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from dualgait.launcher import run_pipeline
     from dualgait.preflight import check_cache_dir, check_ports, planned_tcp_binds
@@ -245,55 +252,8 @@ def cmd_session(args: argparse.Namespace) -> int:
     return run_session_command(args, _load(args).aggregator)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from dualgait.engine_export import run_export
-
-    return run_export(args, _load(args))
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.bench == "capture":
-        from bench.capture import run_bench_capture
-
-        return run_bench_capture(args, _load(args))
-    if args.bench == "e2e":
-        from bench.e2e import run_bench_e2e
-
-        return run_bench_e2e(args, _load(args))
-    if args.bench == "soak":
-        from bench.soak import run_bench_soak
-
-        return run_bench_soak(args, _load(args))
-    if args.bench == "walkways":
-        from bench.walkways import run_bench_walkways
-
-        return run_bench_walkways(args, _load(args))
-    from bench.model import run_bench_model
-
-    return run_bench_model(args, _load(args))
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    from dualgait.keys import run_keys
-
-    return run_keys(args)
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from training.synthetic.cli import run_simulate
-
-    return run_simulate(args)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from training.train import run_train
-
-    return run_train(args, _load(args))
-
-
-COMMANDS = {"demo": cmd_demo, "doctor": cmd_doctor, "score": cmd_score, "run": cmd_run, "capture": cmd_capture,
-            "infer": cmd_infer, "aggregate": cmd_aggregate, "session": cmd_session, "export": cmd_export,
-            "bench": cmd_bench, "simulate": cmd_simulate, "train": cmd_train, "keys": cmd_keys}
+    return BENCH_COMMANDS[args.bench](args)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
