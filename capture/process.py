@@ -26,13 +26,14 @@ import zmq
 from capture.faults import FaultInjector
 from capture.pacing import Pacer, start_instant_mono_ns
 from capture.reader import END_OF_RECORDING, SourceReader
-from capture.sources import FileSource, make_source, parse_source
+from capture.sources import FileSource, Source, make_source, parse_source
 from capture.state import Backoff, CameraStateTracker, Counters
 from core.messages import CameraState, encode_camera_state, encode_frame, encode_heartbeat
 from core.security import Curve, file_pseudonym
 from core.transport import StopFlag
 
 if TYPE_CHECKING:
+    from capture.config import CaptureConfig
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,124 @@ def _log_event(event: CameraState) -> None:
             f", attempt {event.attempt}" if event.attempt else "")
 
 
+def _open_source(ccfg: CaptureConfig, view: str) -> tuple[Source, str | None]:
+    """The view's source (a synthetic walker already rendered) and, for a file, its path (see :func:`_scrubbed`)."""
+    spec = parse_source(ccfg.source(view))  # SourceError: reported by the CLI in one line
+    source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
+                         fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
+                         timeout_s=ccfg.open_timeout_s)
+    private = str(source.path) if isinstance(source, FileSource) else None
+    if private is not None:  # logs and camera events name it by a digest: a file name can identify the patient
+        source.description = f"file {file_pseudonym(private)}"  # (docs/security.md)
+    log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
+             f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
+    if not source.live:
+        source.open()  # a synthetic walker renders here: before the start instant, not after it
+    return source, private
+
+
+def _scrubbed(event: CameraState, private: str | None) -> CameraState:
+    """``event`` with the file path ``private`` replaced by its pseudonym, e.g. in "video is truncated or
+    corrupt: ...: <path>"."""
+    if private is None or not event.reason or private not in event.reason:
+        return event
+    return dataclasses.replace(event, reason=event.reason.replace(private, file_pseudonym(private)))
+
+
+def _make_reader(ccfg: CaptureConfig, view: str, source: Source, tracker: CameraStateTracker, counters: Counters,
+                 start_ns: int) -> SourceReader:
+    """The reader that owns the source (paced from ``start_ns`` unless live), stopped through ``reader.stop``."""
+    pacer = None if source.live else Pacer(start_ns, ccfg.speed)
+    return SourceReader(source, view, tracker, counters, pacer=pacer, stop=threading.Event(), lossless=ccfg.lossless,
+                        backoff=Backoff(ccfg.reconnect_initial_s, ccfg.reconnect_max_s),
+                        faults=FaultInjector(drop_rate=ccfg.inject_drop_rate, jitter_ms=ccfg.inject_jitter_ms,
+                                             seed=ccfg.inject_seed))
+
+
+class _Control:
+    """Control messages on the capture's socket: camera events (scrubbed and logged) and heartbeats, each
+    waited for a bounded time and counted in ``control_drops`` when it cannot leave."""
+
+    def __init__(self, sender: FrameSender, counters: Counters, private: str | None) -> None:
+        self.sender, self.counters, self.private = sender, counters, private
+        self.timeout_s = CONTROL_TIMEOUT_S
+
+    def send(self, parts: list, timeout_s: float | None = None) -> None:
+        if not self.sender.send_control(parts, self.timeout_s if timeout_s is None else timeout_s):
+            self.counters.control_drops += 1
+
+    def publish(self, event: CameraState | None) -> None:
+        if event is None:
+            return
+        event = _scrubbed(event, self.private)
+        _log_event(event)
+        self.send(encode_camera_state(event))
+
+
+def _send_until_end(ccfg: CaptureConfig, reader: SourceReader, sender: FrameSender, control: _Control,
+                    stop: StopFlag, deadline_ns: int | None) -> None:
+    """The main loop: frames, camera events and heartbeats, until the source has ended (or a stop, or
+    ``max_duration_s``) and every frame read before the end has left."""
+    tracker, counters = reader.tracker, reader.counters
+    next_beat_s = time.monotonic()
+    ending: CameraState | None = None
+    while True:
+        if stop and not reader.stop.is_set():
+            reader.stop.set()
+            ending = tracker.ended("stopped")
+        elif deadline_ns is not None and time.monotonic_ns() >= deadline_ns and not reader.stop.is_set():
+            ending = tracker.ended(f"max_duration_s ({ccfg.max_duration_s:g} s) reached")  # before the reader
+            reader.stop.set()  # can end it as "stopped"
+        while not reader.events.empty():
+            event = reader.events.get()
+            if event.state == "ended":
+                ending = ending or event
+            else:
+                control.publish(event)
+        try:
+            frame = reader.frames.get(timeout=0.02)
+        except queue.Empty:
+            frame = None
+        if frame is not None:
+            parts = encode_frame(frame, encoding=ccfg.encoding, jpeg_quality=ccfg.jpeg_quality)
+            if sender.send_frame(parts, stop):
+                counters.frames_sent += 1
+            else:
+                counters.send_drops += 1
+            control.publish(tracker.frame(frame.seq))
+        elif ending is not None:
+            break  # everything read before the end has left
+        control.publish(tracker.tick())
+        sender.drain_subscriptions()
+        if time.monotonic() >= next_beat_s:
+            control.send(encode_heartbeat(tracker.heartbeat()))
+            next_beat_s = time.monotonic() + ccfg.heartbeat_s
+
+
+def _send_ended(ccfg: CaptureConfig, view: str, tracker: CameraStateTracker, control: _Control) -> None:
+    """``ended`` with the final counters, a few times (one message can be lost in a full queue downstream)."""
+    final = _scrubbed(tracker.event(), control.private)
+    _log_event(final)
+    for _ in range(ENDED_REPEATS):
+        control.send(encode_camera_state(final), 30.0 if ccfg.lossless else 1.0)
+        time.sleep(ENDED_GAP_S)
+    log.info("%s: %s; counters %s", view, final.reason, control.counters.snapshot())
+
+
+def _shut_down(ccfg: CaptureConfig, reader: SourceReader, thread: threading.Thread, curve: Curve | None,
+               ctx: zmq.Context) -> None:
+    """Stop the reader, close the source (unless the reader is stuck in it), then the sockets after a linger."""
+    reader.stop.set()
+    if thread.is_alive():
+        thread.join(timeout=2.0)  # a camera read can block; the thread is a daemon
+    if not thread.is_alive():  # else it is still inside a blocking read: leave the source to it
+        reader.source.close()
+    linger_ms = LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS
+    if curve is not None:
+        curve.close(linger_ms=linger_ms)
+    ctx.destroy(linger=linger_ms)
+
+
 def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None = None,
                 stop: StopFlag | None = None) -> int:
     """Publish ``cfg.capture.<view>`` on ``cfg.endpoints.<view>`` until it ends or a stop; returns an exit code.
@@ -133,103 +252,26 @@ def run_capture(cfg: DualgaitConfig, view: str, *, start_at_unix_s: float | None
     """
     ccfg = cfg.capture
     curve = Curve.for_process(cfg, binds=(view,))  # ConfigError before anything starts
-    spec = parse_source(ccfg.source(view))  # SourceError: reported by the CLI in one line
-    source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
-                         fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
-                         timeout_s=ccfg.open_timeout_s)
-    private = str(source.path) if isinstance(source, FileSource) else None
-    if private is not None:  # logs and camera events name it by a digest: a file name can identify the patient
-        source.description = f"file {file_pseudonym(private)}"  # (docs/security.md)
-
-    def scrubbed(event: CameraState) -> CameraState:  # e.g. "video is truncated or corrupt: ...: <path>"
-        if private is None or not event.reason or private not in event.reason:
-            return event
-        return dataclasses.replace(event, reason=event.reason.replace(private, file_pseudonym(private)))
-
-    log.info("%s: %s (%s)", view, source.description, "lossless, paced by the consumer" if ccfg.lossless else
-             f"{ccfg.encoding}, high-water mark {ccfg.send_hwm_frames} frames")
-    if not source.live:
-        source.open()  # a synthetic walker renders here: before the start instant, not after it
+    source, private = _open_source(ccfg, view)
     stop = StopFlag() if stop is None else stop
     counters = Counters()
     tracker = CameraStateTracker(view, counters, stall_timeout_s=ccfg.stall_timeout_s, detect_stalls=source.live)
     start_ns = start_instant_mono_ns(start_at_unix_s, ccfg.start_delay_s)
-    pacer = None if source.live else Pacer(start_ns, ccfg.speed)
     deadline_ns = None if ccfg.max_duration_s is None else start_ns + round(ccfg.max_duration_s * 1e9)
-    reader_stop = threading.Event()
-    reader = SourceReader(source, view, tracker, counters, pacer=pacer, stop=reader_stop, lossless=ccfg.lossless,
-                          backoff=Backoff(ccfg.reconnect_initial_s, ccfg.reconnect_max_s),
-                          faults=FaultInjector(drop_rate=ccfg.inject_drop_rate, jitter_ms=ccfg.inject_jitter_ms,
-                                               seed=ccfg.inject_seed))
+    reader = _make_reader(ccfg, view, source, tracker, counters, start_ns)
     ctx = zmq.Context()
     thread = threading.Thread(target=reader.run, name=f"capture-{view}-reader", daemon=True)
     try:
         sender = FrameSender(ctx, cfg.endpoints.view(view), lossless=ccfg.lossless, hwm=ccfg.send_hwm_frames,
                              curve=curve)
-        control_timeout_s = CONTROL_TIMEOUT_S
-
-        def publish(event: CameraState | None) -> None:
-            if event is None:
-                return
-            event = scrubbed(event)
-            _log_event(event)
-            if not sender.send_control(encode_camera_state(event), control_timeout_s):
-                counters.control_drops += 1
-
+        control = _Control(sender, counters, private)
         if ccfg.subscriber_wait_s > 0 and not sender.wait_for_subscriber(ccfg.subscriber_wait_s, stop):
             log.info("%s: no subscriber after %g s; publishing anyway", view, ccfg.subscriber_wait_s)
         thread.start()
-        next_beat_s = time.monotonic()
-        ending: CameraState | None = None
-        while True:
-            if stop and not reader_stop.is_set():
-                reader_stop.set()
-                ending = tracker.ended("stopped")
-            elif deadline_ns is not None and time.monotonic_ns() >= deadline_ns and not reader_stop.is_set():
-                ending = tracker.ended(f"max_duration_s ({ccfg.max_duration_s:g} s) reached")  # before the reader
-                reader_stop.set()  # can end it as "stopped"
-            while not reader.events.empty():
-                event = reader.events.get()
-                if event.state == "ended":
-                    ending = ending or event
-                else:
-                    publish(event)
-            try:
-                frame = reader.frames.get(timeout=0.02)
-            except queue.Empty:
-                frame = None
-            if frame is not None:
-                parts = encode_frame(frame, encoding=ccfg.encoding, jpeg_quality=ccfg.jpeg_quality)
-                if sender.send_frame(parts, stop):
-                    counters.frames_sent += 1
-                else:
-                    counters.send_drops += 1
-                publish(tracker.frame(frame.seq))
-            elif ending is not None:
-                break  # everything read before the end has left
-            publish(tracker.tick())
-            sender.drain_subscriptions()
-            if time.monotonic() >= next_beat_s:
-                if not sender.send_control(encode_heartbeat(tracker.heartbeat()), control_timeout_s):
-                    counters.control_drops += 1
-                next_beat_s = time.monotonic() + ccfg.heartbeat_s
-        final = scrubbed(tracker.event())  # "ended" with the final counters
-        _log_event(final)
-        for _ in range(ENDED_REPEATS):
-            if not sender.send_control(encode_camera_state(final), 30.0 if ccfg.lossless else 1.0):
-                counters.control_drops += 1
-            time.sleep(ENDED_GAP_S)
-        log.info("%s: %s; counters %s", view, final.reason, counters.snapshot())
+        _send_until_end(ccfg, reader, sender, control, stop, deadline_ns)
+        _send_ended(ccfg, view, tracker, control)
     finally:
-        reader_stop.set()
-        if thread.is_alive():
-            thread.join(timeout=2.0)  # a camera read can block; the thread is a daemon
-        if not thread.is_alive():  # else it is still inside a blocking read: leave the source to it
-            source.close()
-        linger_ms = LOSSLESS_LINGER_MS if ccfg.lossless else FINAL_LINGER_MS
-        if curve is not None:
-            curve.close(linger_ms=linger_ms)
-        ctx.destroy(linger=linger_ms)
+        _shut_down(ccfg, reader, thread, curve, ctx)
     return 1 if reader.failed else 0
 
 
