@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -51,7 +50,6 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from core.configtools import ConfigError
 from inference.models import (
     ModelSpec,
-    save_checkpoint,
 )
 from training.args import add_train_args, resolve_training_config
 from training.config import TrainingConfig
@@ -63,13 +61,12 @@ from training.engine import (
     load_pretrained,
     train_one_epoch,
 )
+from training.fold_state import EarlyStopping, load_state, resume_from, save_best, save_last
 from training.folds import Fold, make_folds, participant_labels
 from training.runtime import (
     DistContext,
     amp_settings,
-    rng_state,
     seed_everything,
-    set_rng_state,
     setup_distributed,
 )
 
@@ -87,10 +84,6 @@ __all__ = [
     "train_fold",
     "train_one_epoch",
 ]
-
-STATE_FORMAT = "dualgait-train-state"
-STATE_VERSION = 1
-
 
 # --------------------------------------------------------------------------- one fold
 
@@ -131,18 +124,72 @@ def _from_main(ctx: DistContext, fn: Any) -> Any:
     return value
 
 
-def _load_state(path: Path, signature: str) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle refused by weights_only, ...
-        raise ConfigError(f"cannot resume from {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-                          " (delete it to restart this fold)") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-        raise ConfigError(f"cannot resume from {path}: not a dualgait training state (version {STATE_VERSION})")
-    if state.get("signature") != signature:
-        raise ConfigError(f"cannot resume from {path}: it belongs to a run with other settings, manifest or folds "
-                          "(use the same settings, or a new --output)")
-    return state
+def _finished_fold(fold: Fold, tcfg: TrainingConfig, result_path: Path, ctx: DistContext, *, signature: str,
+                   resume: bool) -> dict[str, Any] | None:
+    """With ``resume``: the fold's result.json when this run finished the fold earlier, else None."""
+    done = _from_main(ctx, lambda: json.loads(result_path.read_text(encoding="utf-8"))
+                      if resume and result_path.is_file() else None)
+    if done is not None:
+        finished = done.get("stopped_early") or done.get("epochs_run", 0) >= tcfg.epochs_max
+        if done.get("signature") == signature and finished:
+            log.info("fold %d: finished earlier (best epoch %s), skipped", fold.index, done.get("best_epoch"))
+            return done
+    return None
+
+
+def _fold_datasets(recordings: Sequence[RecordingWindows], views: Any, fold: Fold,
+                   tcfg: TrainingConfig) -> tuple[WindowDataset, WindowDataset]:
+    train_ds = WindowDataset(recordings, views=views, participants=fold.train, augment=tcfg.augment)
+    val_ds = WindowDataset(recordings, views=views, participants=fold.val)
+    if len(train_ds) == 0 or len(val_ds) == 0:
+        raise ConfigError(f"fold {fold.index} has {len(train_ds)} training and {len(val_ds)} validation windows; "
+                          "every fold needs both")
+    log.info("fold %d: %d train windows (%d participants), %d validation windows (%d participants)", fold.index,
+             len(train_ds), len(fold.train), len(val_ds), len(fold.val))
+    return train_ds, val_ds
+
+
+def _optimization(model: nn.Module, tcfg: TrainingConfig, ctx: DistContext) -> tuple[
+        LogitModel, torch.optim.Optimizer, nn.Module, torch.dtype | None, torch.amp.GradScaler | None]:
+    """The model on its device (BatchNorm synchronised across CUDA processes), Adam, the loss, AMP settings."""
+    logit_model = LogitModel(model).to(ctx.device)
+    if ctx.distributed and ctx.device.type == "cuda":
+        logit_model = nn.SyncBatchNorm.convert_sync_batchnorm(logit_model)
+    optimizer = torch.optim.Adam(logit_model.parameters(), lr=tcfg.lr)
+    amp_dtype, scaler = amp_settings(ctx.device, tcfg.amp)
+    return logit_model, optimizer, nn.BCEWithLogitsLoss(), amp_dtype, scaler
+
+
+def _distributed(logit_model: LogitModel, ctx: DistContext) -> nn.Module:
+    """What the training step calls: the model itself, or DistributedDataParallel around it."""
+    if not ctx.distributed:
+        return logit_model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(logit_model, device_ids=ids)
+
+
+def _log_epoch(fold: Fold, tcfg: TrainingConfig, stop: EarlyStopping, train_loss: float, ev: Mapping[str, Any],
+               improved: bool, seconds: float) -> None:
+    w = ev["window"]
+    log.info("fold %d epoch %d: train loss %.4f, val loss %.4f, acc %.3f, prec %.3f, rec %.3f, F1 %.3f%s "
+             "(%.1f s)", fold.index, stop.epoch, train_loss, ev["loss"], w["accuracy"], w["precision"], w["recall"],
+             w["f1"], " *best*" if improved else f" ({stop.bad_epochs}/{tcfg.patience} without improvement)",
+             seconds)
+
+
+def _fold_result(fold: Fold, tcfg: TrainingConfig, stop: EarlyStopping, *, signature: str, train_windows: int,
+                 val_windows: int, best_path: Path) -> dict[str, Any]:
+    stopped_early = stop.stopped(tcfg)
+    if stopped_early:
+        log.info("fold %d: stopped early after epoch %d; best epoch %d (val loss %.4f)", fold.index, stop.epoch,
+                 stop.best_epoch, stop.best_loss)
+    best = stop.best
+    return {"fold": fold.index, "signature": signature, "best_epoch": stop.best_epoch,
+            "best_val_loss": stop.best_loss, "epochs_run": stop.epoch, "stopped_early": stopped_early,
+            "window": best.get("window"), "participant": best.get("participant"),
+            "train_participants": len(fold.train), "val_participants": len(fold.val), "train_windows": train_windows,
+            "val_windows": val_windows, "checkpoint": str(best_path), "history": stop.history,
+            "predictions": best.get("predictions")}
 
 
 def train_fold(fold: Fold, recordings: Sequence[RecordingWindows], tcfg: TrainingConfig, out_dir: str | Path, *,
@@ -157,58 +204,24 @@ def train_fold(fold: Fold, recordings: Sequence[RecordingWindows], tcfg: Trainin
     progress = progress and ctx.is_main
     fold_dir = Path(out_dir) / f"fold{fold.index}"
     result_path, last_path, best_path = fold_dir / "result.json", fold_dir / "last.pt", fold_dir / "best.pt"
-    done = _from_main(ctx, lambda: json.loads(result_path.read_text(encoding="utf-8"))
-                      if resume and result_path.is_file() else None)
+    done = _finished_fold(fold, tcfg, result_path, ctx, signature=signature, resume=resume)
     if done is not None:
-        finished = done.get("stopped_early") or done.get("epochs_run", 0) >= tcfg.epochs_max
-        if done.get("signature") == signature and finished:
-            log.info("fold %d: finished earlier (best epoch %s), skipped", fold.index, done.get("best_epoch"))
-            return done
+        return done
 
     seed_everything(tcfg.seed + fold.index)
     model = build_model(tcfg, kinetics)
     spec = ModelSpec(variant=tcfg.variant, dropout_rate=tcfg.dropout_rate, input_px=tcfg.input_px,
                      frames=tcfg.frames, width=tcfg.width)
-    views = model.views
-    train_ds = WindowDataset(recordings, views=views, participants=fold.train, augment=tcfg.augment)
-    val_ds = WindowDataset(recordings, views=views, participants=fold.val)
-    if len(train_ds) == 0 or len(val_ds) == 0:
-        raise ConfigError(f"fold {fold.index} has {len(train_ds)} training and {len(val_ds)} validation windows; "
-                          "every fold needs both")
-    log.info("fold %d: %d train windows (%d participants), %d validation windows (%d participants)", fold.index,
-             len(train_ds), len(fold.train), len(val_ds), len(fold.val))
-
-    logit_model = LogitModel(model).to(ctx.device)
-    if ctx.distributed and ctx.device.type == "cuda":
-        logit_model = nn.SyncBatchNorm.convert_sync_batchnorm(logit_model)
-    optimizer = torch.optim.Adam(logit_model.parameters(), lr=tcfg.lr)
-    amp_dtype, scaler = amp_settings(ctx.device, tcfg.amp)
-    criterion = nn.BCEWithLogitsLoss()
-
-    epoch, best_loss, best_epoch, bad_epochs = 0, math.inf, 0, 0
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
-    state = _from_main(ctx, lambda: _load_state(last_path, signature) if resume and last_path.is_file() else None)
-    if state is not None:
-        logit_model.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        epoch, best_loss, best_epoch = int(state["epoch"]), float(state["best_loss"]), int(state["best_epoch"])
-        bad_epochs, history, best = int(state["bad_epochs"]), list(state["history"]), dict(state["best"])
-        log.info("fold %d: resumed after epoch %d (best epoch %d, val loss %.4f)", fold.index, epoch, best_epoch,
-                 best_loss)
-
-    train_model: nn.Module = logit_model
-    if ctx.distributed:
-        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(logit_model, device_ids=ids)
+    train_ds, val_ds = _fold_datasets(recordings, model.views, fold, tcfg)
+    logit_model, optimizer, criterion, amp_dtype, scaler = _optimization(model, tcfg, ctx)
+    state = _from_main(ctx, lambda: load_state(last_path, signature) if resume and last_path.is_file() else None)
+    stop = EarlyStopping() if state is None else resume_from(state, logit_model, optimizer, scaler, fold)
+    train_model = _distributed(logit_model, ctx)
     train_loader, val_loader, sampler, generator = _loaders(train_ds, val_ds, tcfg, ctx, fold.index)
 
-    while epoch < tcfg.epochs_max and bad_epochs < tcfg.patience:
-        epoch += 1
-        t0 = time.perf_counter()
+    while stop.running(tcfg):
+        stop.epoch += 1
+        epoch, t0 = stop.epoch, time.perf_counter()
         generator.manual_seed(tcfg.seed * 1_000_003 + fold.index * 1009 + epoch)  # same order on resume
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -216,45 +229,17 @@ def train_fold(fold: Fold, recordings: Sequence[RecordingWindows], tcfg: Trainin
                                      scaler=scaler, amp_dtype=amp_dtype, progress=progress, ctx=ctx)
         ev = evaluate(logit_model, criterion, val_loader, ctx.device, amp_dtype=amp_dtype, progress=progress,
                       ctx=ctx, desc=f"epoch {epoch} validate")
-        history.append(_history_row(epoch, train_loss, ev, optimizer.param_groups[0]["lr"],
-                                    time.perf_counter() - t0))
-        improved = ev["loss"] < best_loss
-        if improved:
-            best_loss, best_epoch, bad_epochs = ev["loss"], epoch, 0
-            best = {"window": ev["window"], "participant": ev["participant"],
-                    "predictions": {"probs": ev["probs"], "labels": ev["labels"], "participants": ev["participants"]}}
-            if ctx.is_main:
-                save_checkpoint(best_path, logit_model.model, spec, meta={
-                    **dict(meta or {}), "fold": fold.index, "epoch": epoch, "val_loss": ev["loss"],
-                    "val_metrics": ev["window"], "val_participant_metrics": ev["participant"],
-                    "val_participants": list(fold.val), "train_participants": list(fold.train),
-                    "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        else:
-            bad_epochs += 1
-        w = ev["window"]
-        log.info("fold %d epoch %d: train loss %.4f, val loss %.4f, acc %.3f, prec %.3f, rec %.3f, F1 %.3f%s "
-                 "(%.1f s)", fold.index, epoch, train_loss, ev["loss"], w["accuracy"], w["precision"], w["recall"],
-                 w["f1"], " *best*" if improved else f" ({bad_epochs}/{tcfg.patience} without improvement)",
-                 time.perf_counter() - t0)
+        stop.history.append(_history_row(epoch, train_loss, ev, optimizer.param_groups[0]["lr"],
+                                         time.perf_counter() - t0))
+        improved = stop.update(ev)
+        if improved and ctx.is_main:
+            save_best(best_path, logit_model, spec, meta, fold, epoch, ev)
+        _log_epoch(fold, tcfg, stop, train_loss, ev, improved, time.perf_counter() - t0)
         if ctx.is_main:
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            state = {"format": STATE_FORMAT, "version": STATE_VERSION, "signature": signature, "epoch": epoch,
-                     "model": {k: v.detach().cpu() for k, v in logit_model.model.state_dict().items()},
-                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                     "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                     "history": history, "best": best, "rng": rng_state()}
-            tmp = last_path.with_name(last_path.name + ".tmp")
-            torch.save(state, tmp)
-            tmp.replace(last_path)
-    stopped_early = bad_epochs >= tcfg.patience
-    if stopped_early:
-        log.info("fold %d: stopped early after epoch %d; best epoch %d (val loss %.4f)", fold.index, epoch,
-                 best_epoch, best_loss)
-    result = {"fold": fold.index, "signature": signature, "best_epoch": best_epoch, "best_val_loss": best_loss,
-              "epochs_run": epoch, "stopped_early": stopped_early, "window": best.get("window"),
-              "participant": best.get("participant"), "train_participants": len(fold.train),
-              "val_participants": len(fold.val), "train_windows": len(train_ds), "val_windows": len(val_ds),
-              "checkpoint": str(best_path), "history": history, "predictions": best.get("predictions")}
+            save_last(last_path, signature, stop, logit_model, optimizer, scaler)
+
+    result = _fold_result(fold, tcfg, stop, signature=signature, train_windows=len(train_ds),
+                          val_windows=len(val_ds), best_path=best_path)
     if ctx.is_main:
         fold_dir.mkdir(parents=True, exist_ok=True)
         result_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
