@@ -33,7 +33,8 @@ class StreamAggregate:
     valid_windows: int = 0
     p_asd_sum: float = 0.0
     valid_s: float = 0.0  # a stride (WindowScore.stride_s) per valid window: the time the score is over
-    t0_mono_ns: int | None = None
+    first_window: int | None = None
+    t0_mono_ns: int | None = None  # capture time of the first window's start (from the first window with frames)
     latencies_ms: list[float] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -90,8 +91,10 @@ class ScoreAggregator:
             agg = self.streams[score.session] = StreamAggregate(session=score.session, walkway=score.walkway)
         self.current = self.current_by_walkway[score.walkway] = agg
         agg.model, agg.untrained, agg.synthetic = score.model, score.untrained, score.synthetic
-        if agg.t0_mono_ns is None:
-            agg.t0_mono_ns = score.t_start_mono_ns
+        if agg.first_window is None:
+            agg.first_window = score.window
+        if agg.t0_mono_ns is None and score.t_start_mono_ns > 0:
+            agg.t0_mono_ns = score.t_start_mono_ns - round((score.window - agg.first_window) * score.stride_s * 1e9)
         agg.windows += 1
         if score.valid and score.p_asd is not None:
             agg.valid_windows += 1
@@ -100,7 +103,10 @@ class ScoreAggregator:
         else:
             agg.reasons[_reason_kind(score.reason or "invalid")] += 1
         agg.latencies_ms.append(score.latency_ms)
-        t_s = (score.t_start_mono_ns - agg.t0_mono_ns) / 1e9
+        if score.t_start_mono_ns > 0 and agg.t0_mono_ns is not None:
+            t_s = (score.t_start_mono_ns - agg.t0_mono_ns) / 1e9
+        else:  # a window without a single frame has no capture time: placed by window index and stride
+            t_s = (score.window - agg.first_window) * score.stride_s
         record = {
             "walkway": score.walkway,
             "session": score.session,

@@ -241,3 +241,22 @@ def test_walkways_are_kept_apart_in_records_and_summaries():
     assert summary["camera_states"] == {"front": "stalled"}
     assert [e["walkway"] for e in summary["camera_events"]] == ["B"]
     assert agg.finish(None, "A")["session"] == "a" and agg.finish(None)["session"] == "b"  # None: the latest
+
+
+def test_a_window_without_frames_is_placed_by_its_index_and_stride():
+    """No frame, no capture time (t_start 0): its t= comes from the window index, never from 0 - t0, which put
+    it about -100 s back; a stream whose first window has no frame still times the later ones from capture."""
+    def frameless(window: int) -> WindowScore:
+        score = _score(window, reason="no frames in either view", stride_s=0.5)
+        score.t_start_mono_ns = score.t_end_mono_ns = 0
+        score.frames = {"front": [], "side": []}
+        return score
+
+    agg = ScoreAggregator()
+    records = [agg.update(_score(0, 0.3, stride_s=0.5))[0], agg.update(frameless(1))[0],
+               agg.update(_score(2, 0.5, stride_s=0.5))[0]]
+    assert [r["t_start_s"] for r in records] == [0.0, 0.5, 1.0]
+    late = ScoreAggregator()
+    first, line = late.update(frameless(4))
+    assert first["t_start_s"] == 0.0 and "t=  0.0s" in line
+    assert [late.update(_score(k, 0.5, stride_s=0.5))[0]["t_start_s"] for k in (5, 6)] == [0.5, 1.0]
