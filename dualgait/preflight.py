@@ -148,6 +148,10 @@ def check_ports(uses: list[PortUse]) -> None:
     """Every port in ``uses`` is free, else one line naming the port, what wanted it and the key to change."""
     for use in uses:
         if not port_is_free(use.host, use.port):
+            if use.key.startswith("walkways["):  # a list entry: no --set path reaches it
+                fix = f"choose another port for {use.key} in the config file"
+            else:
+                fix = f"choose another port with --set {use.key}=" + (
+                    f"tcp://{use.host}:PORT" if use.key.endswith("endpoint") else "PORT (0: any free)")
             raise PreflightError(f"port {use.port} on {use.host} ({use.what}) is taken by another program: stop it, "
-                                 f"or choose another port with --set {use.key}="
-                                 + (f"tcp://{use.host}:PORT" if use.key.endswith("endpoint") else "PORT (0: any free)"))
+                                 f"or {fix}")

@@ -6,6 +6,7 @@ program (live view, metrics, session updates; the frame endpoints of ``dualgait 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from cli_helpers import one_line_error, run_cli
 
 from core.folders import FolderError
 from dualgait.config import load_config
-from dualgait.preflight import check_writable_dir, planned_tcp_binds, port_is_free
+from dualgait.preflight import PreflightError, check_ports, check_writable_dir, planned_tcp_binds, port_is_free
 from training.demo_model import DemoRecipe, ensure_demo_model
 
 
@@ -105,3 +106,18 @@ def test_run_checks_its_frame_endpoints(tmp_path: Path, assets: Path) -> None:
                       "--set", "aggregator.metrics.port=0", "--set", "aggregator.publish_endpoint=null",
                       "--set", "supervisor.event_endpoint=null", cwd=tmp_path, env={"DUALGAIT_ASSETS": str(assets)})
     one_line_error(result, f"port {port} on 127.0.0.1 (the front camera's frames)", "--set endpoints.front=")
+
+
+def test_a_walkway_camera_port_taken_names_its_config_entry() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        walkway = {"id": "bay2", "front": "a.mp4", "side": "b.mp4", "front_endpoint": f"tcp://127.0.0.1:{port}",
+                   "side_endpoint": "ipc:///tmp/bay2-side.sock"}
+        cfg = load_config(None, [f"walkways={json.dumps([walkway])}"])
+        uses = [u for u in planned_tcp_binds(cfg) if u.port == port]
+        assert [(u.key, u.what) for u in uses] == [("walkways[bay2].front_endpoint",
+                                                   "walkway bay2's front camera's frames")]
+        with pytest.raises(PreflightError, match=rf"port {port} .* walkways\[bay2\]\.front_endpoint in the config"):
+            check_ports(uses)
