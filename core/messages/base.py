@@ -161,9 +161,11 @@ def _get_view_weights(header: dict[str, Any]) -> dict[str, float] | None:
         return None
     if set(weights) != set(VIEWS):
         raise MessageError("field 'view_weights' must map front and side to weights")
-    for view in VIEWS:
-        _get_prob(weights, view)
-    return {view: float(weights[view]) for view in VIEWS}
+    out = {view: _get_prob(weights, view) for view in VIEWS}
+    missing = [view for view, weight in out.items() if weight is None]
+    if missing:  # a probability field may be null; a weight may not
+        raise MessageError(f"field 'view_weights' has no weight for {', '.join(missing)}")
+    return out
 
 
 # --------------------------------------------------------------------------- JPEG payloads

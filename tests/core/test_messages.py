@@ -230,7 +230,7 @@ def test_invalid_window_with_p_asd_rejected():
 
 
 @pytest.mark.parametrize("weights", [{"front": 0.5}, {"front": 0.5, "side": 1.5}, {"front": "a", "side": 0.5},
-                                     [0.5, 0.5]])
+                                     [0.5, 0.5], {"front": None, "side": 0.0}])  # the last: found by the fuzzer
 def test_window_view_weights_are_checked(weights: Any) -> None:
     """view_weights must be null or map both views to weights in [0, 1]."""
     parts = encode_window(_window())
