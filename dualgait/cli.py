@@ -89,7 +89,7 @@ def _add_aggregate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_session_args(parser: argparse.ArgumentParser) -> None:
-    from aggregator.commands import add_session_args
+    from dualgait.session_commands import add_session_args
 
     add_session_args(parser, _common)  # the common flags go on each of its subcommands
 
@@ -247,7 +247,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_session(args: argparse.Namespace) -> int:
-    from aggregator.commands import run_session_command
+    from dualgait.session_commands import run_session_command
 
     return run_session_command(args, _load(args).aggregator)
 
