@@ -181,7 +181,7 @@ class InferencePipeline:
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
             "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0, "samples_skipped": 0,
-            "samples_detected": 0,
+            "samples_detected": 0, "samples_shed_stale": 0,
             "visible_front": 0, "visible_side": 0, "windows": 0, "windows_valid": 0,
             "seq_gaps_front": 0, "seq_gaps_side": 0, "frames_stale_front": 0, "frames_stale_side": 0, "walks": 0,
             **{f"invalid_{code}": 0 for code in REASON_CODES},
@@ -249,6 +249,9 @@ class InferencePipeline:
         if not self.sampler.needed(sample.index):
             out.skipped = True
             self.stats["samples_skipped"] += 1
+            return out, None
+        if out.stale is not None:  # its window is invalid (stale) whatever the detector finds: shed that work,
+            self.stats["samples_shed_stale"] += 1  # so a pipeline that fell behind catches up instead of lagging on
             return out, None
         out.images = {v: f.image for v, f in frames.items()}
         every = self.cfg.detector.interval_samples + 1

@@ -207,6 +207,9 @@ def test_frames_that_arrive_too_late_are_stale_and_never_scored() -> None:
     assert "arrived 3000 ms after capture (limit 2 s)" in scores[1].reason
     assert pipe.stats["frames_stale_front"] == pipe.stats["frames_stale_side"] == 25
     assert pipe.stats["invalid_stale"] == 1
+    # the detector never ran on the stale second (its window is invalid whatever it finds): load shed
+    assert pipe.stats["samples_shed_stale"] == 8
+    assert trackers["front"].calls == pipe.stats["samples_detected"] == pipe.stats["samples"] - 8
 
 
 def test_a_camera_repeating_its_last_frame_is_stale() -> None:
