@@ -157,8 +157,9 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.configtools import with_overrides
+    from core.folders import check_writable_dir
     from dualgait.launcher import LaunchError, run_pipeline
-    from dualgait.preflight import check_assets, check_ports, check_writable_dir, planned_tcp_binds
+    from dualgait.preflight import check_assets, check_ports, planned_tcp_binds
 
     cfg = _load(args)
     out_dir = check_writable_dir(args.output, what="output folder", fix="choose another with --output DIR")
@@ -217,12 +218,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dualgait.launcher import run_pipeline
-    from dualgait.preflight import check_cache_dir, check_ports, planned_tcp_binds
+    from dualgait.preflight import check_ports, planned_tcp_binds
+    from inference.engines.cache import check_cache_dir
 
     cfg = _load(args)
     check_ports(planned_tcp_binds(cfg))
     if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
-        check_cache_dir(cfg)
+        check_cache_dir(cfg.inference.model.cache_dir)
     return run_pipeline(cfg, log_level=args.log_level)
 
 

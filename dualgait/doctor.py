@@ -242,10 +242,10 @@ def _demo_model(d: Doctor) -> None:
 
 def _cache(d: Doctor) -> None:
     from core.folders import FolderError
-    from dualgait.preflight import check_cache_dir
+    from inference.engines.cache import check_cache_dir
 
     try:
-        folder = check_cache_dir(d.cfg)
+        folder = check_cache_dir(d.cfg.inference.model.cache_dir)
         free_gib = round(shutil.disk_usage(folder).free / 1024 ** 3, 1)
         d.facts["cache_writable"] = True
         d.add("Cache", "cache folder", True, f"{folder} (writable, {free_gib} GiB free)", str(folder))

@@ -4,8 +4,8 @@ Run before anything slow (loading torch models, starting processes), so a user m
 
 - :func:`check_assets`: the shared assets folder (``$DUALGAIT_ASSETS``, default ``../shared/assets``)
   when a default path into it is in use, the videos and the detector weights;
-- :func:`check_cache_dir` (and ``core.folders.check_writable_dir``): a cache or output folder can be created
-  and written;
+- ``inference.engines.cache.check_cache_dir`` and ``core.folders.check_writable_dir``: a cache or output
+  folder can be created and written;
 - :func:`planned_tcp_binds` + :func:`check_ports`: every TCP port the processes of this host will bind
   (live view, metrics, session updates, and the frame/score endpoints unless they are private ipc) is free.
 
@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.configtools import ConfigError
-from core.folders import check_writable_dir
 from dualgait.config import DualgaitConfig
-from inference.config import CACHE_DIR_FIX
 
-__all__ = ["PortUse", "PreflightError", "assets_dir", "check_assets", "check_cache_dir", "check_ports",
-           "check_writable_dir", "planned_tcp_binds", "port_is_free"]
+__all__ = ["PortUse", "PreflightError", "assets_dir", "check_assets", "check_ports", "planned_tcp_binds",
+           "port_is_free"]
 
 ASSETS_ENV = "DUALGAIT_ASSETS"
 ASSETS_DEFAULT = "../shared/assets"
@@ -71,11 +69,6 @@ def check_assets(videos: dict[str, str], detector_weights: str, *, video_fix: st
         raise PreflightError(f"detector weights not found: {detector_weights} (the shared YOLO11n OpenVINO model is "
                              f"weights/yolo11n_int8_openvino_model in the shared assets, found through {ASSETS_ENV}; "
                              "or --set inference.detector.weights=PATH to your own YOLO model)")
-
-
-def check_cache_dir(cfg: DualgaitConfig) -> Path:
-    """The engine/model cache folder (``inference.model.cache_dir``) is writable."""
-    return check_writable_dir(cfg.inference.model.cache_dir, what="cache folder", fix=CACHE_DIR_FIX)
 
 
 @dataclass(frozen=True, slots=True)

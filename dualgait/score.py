@@ -30,10 +30,10 @@ def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
     Checks first that the cache folder is writable when it will be written: an exported engine, or a demo
     model that must be built (one line naming the fix instead of a failure minutes later).
     """
-    from dualgait.preflight import check_cache_dir
+    from inference.engines.cache import check_cache_dir
 
     if cfg.inference.model.engine != "torch":
-        check_cache_dir(cfg)
+        check_cache_dir(cfg.inference.model.cache_dir)
     if cfg.inference.model.weights is not None or untrained:
         return cfg
     from training.demo_model import DEMO_RECIPE, ensure_demo_model

@@ -132,9 +132,6 @@ ENGINE_PRECISIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-CACHE_DIR_FIX = "set DUALGAIT_CACHE_DIR to a writable folder, or --set inference.model.cache_dir=DIR"
-
-
 @dataclass(slots=True)
 class ModelConfig:
     """Dual-view classifier and the engine that runs it.
@@ -149,7 +146,7 @@ class ModelConfig:
     engine: EngineKind = "torch"
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Precision = "bf16"
-    # built engines (ONNX, OpenVINO IR, TensorRT plans) are cached here (CACHE_DIR_FIX when it is not writable)
+    # built engines (ONNX, OpenVINO IR, TensorRT plans) are cached here (inference.engines.cache)
     cache_dir: str = "${DUALGAIT_CACHE_DIR:-~/.cache/dualgait}"
     # largest batch the exported engines accept (ONNX dynamic axis, TensorRT profile)
     max_batch: int = 8

@@ -128,11 +128,9 @@ def ensure_demo_model(cfg: DualgaitConfig, *, recipe: DemoRecipe = DEMO_RECIPE, 
     found = None if rebuild else find_demo_model(cfg, recipe)
     if found is not None:
         return found[0]
-    from core.folders import check_writable_dir
-    from inference.config import CACHE_DIR_FIX
+    from inference.engines.cache import check_cache_dir
 
-    path = demo_model_path(check_writable_dir(cfg.inference.model.cache_dir, what="cache folder", fix=CACHE_DIR_FIX),
-                           recipe)
+    path = demo_model_path(check_cache_dir(cfg.inference.model.cache_dir), recipe)
     if rebuild and path.parent.exists():
         shutil.rmtree(path.parent)
     print(f"dualgait: building the demo model once (synthetic walkers, {recipe.subjects} subjects; about 25 minutes "

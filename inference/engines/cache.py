@@ -15,11 +15,21 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["EngineCache", "resolve_cache_dir"]
+__all__ = ["CACHE_DIR_FIX", "EngineCache", "check_cache_dir", "resolve_cache_dir"]
+
+CACHE_DIR_FIX = "set DUALGAIT_CACHE_DIR to a writable folder, or --set inference.model.cache_dir=DIR"
 
 
 def resolve_cache_dir(path: str) -> Path:
     return Path(os.path.expanduser(path)).resolve()
+
+
+def check_cache_dir(path: str) -> Path:
+    """The cache folder (``inference.model.cache_dir``: engines, a demo model built there), created and proven
+    writable before anything is built into it; a :class:`core.folders.FolderError` naming the fix otherwise."""
+    from core.folders import check_writable_dir
+
+    return check_writable_dir(path, what="cache folder", fix=CACHE_DIR_FIX)
 
 
 class EngineCache:

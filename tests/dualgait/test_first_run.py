@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import one_line_error, run_cli
 
-from core.folders import FolderError
+from core.folders import FolderError, check_writable_dir
 from dualgait.config import load_config
-from dualgait.preflight import PreflightError, check_ports, check_writable_dir, planned_tcp_binds, port_is_free
+from dualgait.preflight import PreflightError, check_ports, planned_tcp_binds, port_is_free
 from training.demo_model import DemoRecipe, ensure_demo_model
 
 
