@@ -111,6 +111,8 @@ BENCH_COMMANDS = {c.name: c for c in (
         ("soak", "long looped real-time run under the supervisor: RSS of every process and lag over time"),
         ("walkways", "walkways one inference process keeps in real time: detector and model batched across "
                      "walkways vs one call per walkway"),
+        ("detector", "detector cost per second of video and its boxes against 640 px per frame: tiled views, "
+                     "every other sample"),
     ))}
 
 # every sub-command, in the order of ``dualgait --help``

@@ -25,15 +25,21 @@ class DetectorConfig:
     half: bool = False  # fp16 on CUDA
     # both views' frames in one model call per sample (off: one call per view)
     batch_views: bool = True
+    # frames tiled on one detector input (inference.tiling): 2 puts a sample's two views on one 640 px canvas,
+    # one call instead of two (the shared export has a fixed batch of 1); 1: each frame alone at imgsz_px
+    tiles_per_call: int = 2
     # samples skipped between detector runs (DeepStream's "interval"): 1 detects every other sample (always
-    # a window's last) and interpolates the patient's box in between; 0 detects every sample
-    interval_samples: int = 0
+    # a window's last) and interpolates the patient's box in between; 0 detects every sample; null: 1 where the
+    # window stride allows it (an even number of samples), else 0
+    interval_samples: int | None = None
 
     def __post_init__(self) -> None:
+        if not 1 <= self.tiles_per_call <= 9:
+            raise ValueError("tiles_per_call must be in 1..9")
         if self.track_buffer_samples < 1:
             raise ValueError("track_buffer_samples must be >= 1")
-        if not 0 <= self.interval_samples <= 3:
-            raise ValueError("interval_samples must be in 0..3")
+        if self.interval_samples is not None and not 0 <= self.interval_samples <= 3:
+            raise ValueError("interval_samples must be in 0..3 or null")
 
 
 @dataclass(slots=True)
@@ -204,6 +210,8 @@ class InferenceConfig:
     view_silence_s: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.detector.interval_samples is None:  # resolved here, where the window stride is known
+            self.detector.interval_samples = 1 if self.window.stride_samples % 2 == 0 else 0
         every = self.detector.interval_samples + 1
         if self.window.stride_samples % every:
             raise ValueError(f"window stride ({self.window.stride_samples} samples) must be a multiple of "

@@ -23,6 +23,7 @@ import numpy as np
 
 from inference.config import DetectorConfig
 from inference.errors import DetectorError
+from inference.tiling import compose, plan_tiles, split_boxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class YoloModel:
             # exported formats (OpenVINO, ONNX, TensorRT) are only read on the first prediction: make it here, so
             # a truncated or incomplete export is a DetectorError now, not an exception in the middle of a run
             blank = np.zeros((cfg.imgsz_px * 9 // 16, cfg.imgsz_px, 3), dtype=np.uint8)  # 16:9, batched as track()
-            self.predict([blank] * (2 if cfg.batch_views else 1))
+            self.predict([blank] * (2 if cfg.batch_views or cfg.tiles_per_call > 1 else 1))
         except Exception as exc:  # Ultralytics and the runtimes raise many types for unreadable weights
             raise DetectorError(f"cannot load detector weights {weights}: {_load_problem(exc)}") from None
 
@@ -106,11 +107,24 @@ class YoloModel:
         return self._model.predict(images, classes=[cfg.person_class], conf=cfg.conf, iou=cfg.iou,
                                    imgsz=cfg.imgsz_px, device=cfg.device, verbose=False, **extra)
 
-    def predict(self, images: list[np.ndarray]) -> list[Any]:
-        """(H, W, 3) BGR images -> their person boxes (Ultralytics ``Boxes`` on the CPU, one per image); one model
-        call for all of them with ``batch_views``, else one call per image."""
+    def _run(self, images: list[np.ndarray]) -> list[Any]:
         results = self._call(images) if self.cfg.batch_views else [self._call([image])[0] for image in images]
         return [result.boxes.cpu().numpy() for result in results]
+
+    def predict(self, images: list[np.ndarray]) -> list[Any]:
+        """(H, W, 3) BGR images -> their person boxes (Ultralytics ``Boxes`` on the CPU, one per image).
+
+        With ``tiles_per_call`` > 1 the images are tiled ``tiles_per_call`` to a canvas of ``imgsz_px``
+        (:mod:`inference.tiling`) and the boxes mapped back; the canvases (else the images) go in one model call
+        with ``batch_views``, else one call each."""
+        tiles = self.cfg.tiles_per_call
+        if tiles < 2 or len(images) < 2:
+            return self._run(images)
+        from ultralytics.engine.results import Boxes
+
+        plan = plan_tiles([image.shape[:2] for image in images], canvas_px=self.cfg.imgsz_px, tiles_per_canvas=tiles)
+        found = [boxes.data for boxes in self._run(compose(images, plan))]  # per canvas (N, 6) x1 y1 x2 y2 conf cls
+        return [Boxes(boxes, image.shape[:2]) for boxes, image in zip(split_boxes(found, plan), images, strict=True)]
 
 
 class YoloDetector:

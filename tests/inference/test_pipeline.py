@@ -59,12 +59,18 @@ def _frames(view: str, n: int, *, hidden: set[int] = frozenset(), offset_ns: int
     return out
 
 
+def _every_sample(**kwargs) -> InferenceConfig:
+    """The detector on every sample (the tests below count its calls per sample; the default, every other
+    sample with interpolation, has its own tests)."""
+    return InferenceConfig(detector=DetectorConfig(interval_samples=0), **kwargs)
+
+
 def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = None,
          engine: FakeEngine | None = None):
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
     engine = engine or FakeEngine()
     clock = iter(range(10**12, 10**13, 1_000_000))
-    pipe = InferencePipeline(cfg or InferenceConfig(), detector=PerViewDetector(trackers), engine=engine,
+    pipe = InferencePipeline(cfg or _every_sample(), detector=PerViewDetector(trackers), engine=engine,
                              clock_ns=lambda: next(clock))
     scores = []
     for f, s in zip(front, side, strict=True):
@@ -97,7 +103,7 @@ def test_scores_carry_the_configured_window_duration_and_stride() -> None:
     """duration_s and stride_s on every score are inference.window's (the aggregator's times come from them)."""
     _pipe, scores, _trackers, _engine = _run(_frames("front", 51), _frames("side", 51))
     assert scores and all((s.duration_s, s.stride_s) == (1.0, 1.0) for s in scores)
-    cfg = InferenceConfig(window=WindowConfig(stride_s=0.5))
+    cfg = _every_sample(window=WindowConfig(stride_s=0.5))
     _pipe, scores, _trackers, _engine = _run(_frames("front", 76), _frames("side", 76), cfg)
     assert [s.window for s in scores] == [0, 1, 2, 3, 4]
     assert all((s.duration_s, s.stride_s) == (1.0, 0.5) for s in scores)
@@ -117,7 +123,7 @@ def test_patient_missing_in_one_view_makes_the_window_invalid() -> None:
 
 def test_unpairable_views_are_never_scored() -> None:
     """Side frames 12 ms off the front ones (28 ms from the next) never pair at a 5 ms tolerance."""
-    cfg = InferenceConfig()
+    cfg = _every_sample()
     cfg.window.pair_tolerance_s = 0.005
     pipe, scores, _trackers, engine = _run(_frames("front", 101), _frames("side", 101, offset_ns=12_000_000), cfg)
     assert engine.clips == []
@@ -149,7 +155,7 @@ def test_latency_is_measured_from_the_last_frame_capture() -> None:
 def test_a_stopped_camera_yields_invalid_windows() -> None:
     """The side camera stops after 1.2 s; front frames keep coming for 4.5 s."""
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
     scores = []
     for f in _frames("front", 113):
         scores += pipe.push(f, received_ns=f.capture_mono_ns)
@@ -166,7 +172,7 @@ def test_a_stopped_camera_yields_invalid_windows() -> None:
 def test_a_backlog_read_one_view_first_still_pairs_everything() -> None:
     """After a slow model call, a second of front frames may be read before the side ones."""
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
     front, side = _frames("front", 76), _frames("side", 76)
     scores = []
     for start in range(0, 76, 19):  # bursts of 19 frames (0.76 s), front burst first
@@ -197,7 +203,7 @@ def test_frames_that_arrive_too_late_are_stale_and_never_scored() -> None:
     """Frames received 3 s after capture (limit 2 s) in the second second: window 1 is invalid, stale."""
     front, side = _frames("front", 76), _frames("side", 76)
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(InferenceConfig(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
     scores = []
     for f, s in zip(front, side, strict=True):
         late = 3_000_000_000 if 25 <= f.seq < 50 else 0
@@ -224,7 +230,7 @@ def test_a_camera_repeating_its_last_frame_is_stale() -> None:
 
 def test_views_locked_on_a_walker_and_a_standing_person_disagree() -> None:
     """Without the motion rule the side view locks a person who stands still while the front one walks."""
-    cfg = InferenceConfig()
+    cfg = _every_sample()
     cfg.patient.require_motion = False
     side = _frames("side", 51)
     for f in side:
@@ -298,3 +304,11 @@ def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest(
             assert boxes[(8 * window.window + k, "front")] == pytest.approx(seq / 4, abs=0.26)
     with pytest.raises(ValueError, match=r"multiple of detector\.interval_samples"):
         InferenceConfig(detector=DetectorConfig(interval_samples=2))
+
+
+def test_the_default_interval_follows_the_window_stride() -> None:
+    """null: every other sample where each window still ends on a detection, else every sample."""
+    assert InferenceConfig().detector.interval_samples == 1
+    assert InferenceConfig(window=WindowConfig(stride_s=0.125)).detector.interval_samples == 0
+    assert InferenceConfig(window=WindowConfig(stride_s=0.375)).detector.interval_samples == 0
+    assert InferenceConfig(window=WindowConfig(stride_s=0.25)).detector.interval_samples == 1
