@@ -196,9 +196,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
-    from dualgait.score import resolve_model
+    from dualgait.score import prepare_engine, resolve_model
 
     cfg = resolve_model(cfg, untrained=args.untrained)
+    prepare_engine(cfg)
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
     replay_s = max(durations) / cfg.capture.speed
@@ -227,6 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_ports(planned_tcp_binds(cfg))
     if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
         check_cache_dir(cfg.inference.model.cache_dir)
+    from dualgait.score import prepare_engine
+
+    prepare_engine(cfg)
     return run_pipeline(cfg, log_level=args.log_level)
 
 

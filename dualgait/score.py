@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from core.configtools import with_overrides
 from dualgait.config import DualgaitConfig
+
+log = logging.getLogger(__name__)
 
 
 def add_score_args(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +45,38 @@ def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
                                               "crop": {"input_px": DEMO_RECIPE.input_px}}})
 
 
+def calibration_pair(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> tuple[str, str] | None:
+    """The recording an int8 model is calibrated on: the given or configured files, else (live cameras) the
+    shared front/side pair; None when there is neither."""
+    from dualgait.config import load_config
+
+    for pair in ((front or cfg.capture.front, side or cfg.capture.side),
+                 (load_config(None).capture.front, load_config(None).capture.side)):
+        if all(Path(path).is_file() for path in pair):
+            return pair
+    return None
+
+
+def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> None:
+    """Before anything runs: the int8 model that ``engine: auto`` (or the config) asks for, calibrated once on
+    :func:`calibration_pair`'s crops with a progress bar and cached; nothing for any other engine. Under auto a
+    calibration that cannot be made is a warning (the processes then run OpenVINO fp32); when the config asks
+    for int8 it is an error."""
+    from inference.engines.base import EngineError
+    from offline.clips import ensure_int8_engine
+
+    pair = calibration_pair(cfg, front, side)
+    try:
+        if pair is None:
+            raise EngineError("no recording to calibrate the int8 model on (give capture.front/side files, or "
+                              "the shared assets)")
+        ensure_int8_engine(cfg, *pair)
+    except EngineError as exc:
+        if cfg.inference.model.precision != "auto":
+            raise
+        log.warning("int8 calibration not possible: %s; the model runs in fp32", exc)
+
+
 def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from aggregator.scoring import ScoreAggregator, summary_lines
     from dualgait.preflight import check_assets
@@ -54,6 +89,7 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     for path in (args.front, args.side):  # an unreadable video: SourceError now, not after building the model
         FileSource(path).close()
     cfg = resolve_model(cfg, untrained=args.untrained)
+    prepare_engine(cfg, args.front, args.side)
     clock = ReplayClock()
     pipeline = build_pipeline(cfg, clock_ns=clock)
     aggregator = ScoreAggregator()

@@ -7,6 +7,7 @@ wrong activation ranges for both). The recording is read as fast as it decodes, 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -41,14 +42,17 @@ class _ClipCollector:
 
 def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
                     detector: Detector | None = None,
-                    on_frame: Callable[[str, int, np.ndarray], None] | None = None) -> list[dict[str, np.ndarray]]:
+                    on_frame: Callable[[str, int, np.ndarray], None] | None = None,
+                    progress: str | None = None) -> list[dict[str, np.ndarray]]:
     """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops.
 
     ``detector`` replaces the YOLO detector (e.g. true boxes per view, or one already loaded);
     ``on_frame(view, index, image)`` sees each decoded frame just before it enters the pipeline. Frames
-    count as received at their capture time (a file is not late).
+    count as received at their capture time (a file is not late). ``progress``: a progress bar (on stderr)
+    with this label, counting the windows.
     """
     import torch
+    from tqdm import tqdm
 
     from capture.sources import FileSource
     from inference.detector import YoloDetector
@@ -60,9 +64,12 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
         detector = YoloDetector(cfg.inference.detector)
     pipeline = InferencePipeline(cfg.inference, detector=detector, engine=collector, clock_ns=lambda: 0)
     sources = {"front": FileSource(front), "side": FileSource(side)}
+    # on a terminal only (disable=None): a log or a pipe gets the log lines around it, not bar redraws
+    bar = tqdm(total=max_windows, desc=progress, unit="window", disable=True if progress is None else None, leave=False)
     try:
         streams = {view: src.frames() for view, src in sources.items()}
         while len(collector.clips) < max_windows:
+            bar.update(len(collector.clips) - bar.n)
             pushed = False
             for view in VIEWS:
                 decoded = next(streams[view], None)
@@ -77,6 +84,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
             if not pushed:
                 break
     finally:
+        bar.close()
         for src in sources.values():
             src.close()
         torch.set_num_threads(threads)
@@ -85,20 +93,23 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
 
 
 def recording_windows(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
-                      views: tuple[str, ...]) -> list[list[np.ndarray]]:
+                      views: tuple[str, ...], progress: str | None = None) -> list[list[np.ndarray]]:
     """As :func:`recording_clips`, preprocessed for an engine: per window, one (1, 3, T, H, W) float32 per view."""
     from inference.engines.base import preprocess
 
     return [[preprocess(clip[view]) for view in views]
-            for clip in recording_clips(cfg, front, side, max_windows=max_windows)]
+            for clip in recording_clips(cfg, front, side, max_windows=max_windows, progress=progress)]
 
 
 def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: int = 8) -> None:
     """Build the OpenVINO int8 engine ``cfg`` asks for, once (cached), calibrated on ``windows`` windows of the pair.
 
-    Nothing to do for any other engine. The real-time benchmarks call it before they start the clock.
+    Nothing to do for any other engine (``engine: auto`` resolved first, as the processes will). The app calls it
+    before it starts the processes, the real-time benchmarks before they start the clock.
     """
-    mcfg = cfg.inference.model
+    from inference.engines.auto import resolve_engine
+
+    mcfg, _ = resolve_engine(cfg.inference.model)
     if not (mcfg.engine == "openvino" and mcfg.precision == "int8"):
         return
     from inference.engines.base import EngineError
@@ -110,6 +121,12 @@ def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: i
         return  # cached
     except EngineError:  # no int8 artifact for these weights yet: calibrate below
         pass
-    log.info("building the int8 model once (calibration on %d windows of the pair)", windows)
-    calibration = recording_windows(cfg, front, side, max_windows=windows, views=loaded.model.views)
+    log.info("building the int8 model once: calibration on %d windows of %s + %s, cached in %s", windows, front, side,
+             mcfg.cache_dir)
+    t0 = time.perf_counter()
+    calibration = recording_windows(cfg, front, side, max_windows=windows, views=loaded.model.views,
+                                    progress="int8 calibration: crops")
+    if not calibration:
+        raise EngineError(f"int8 calibration found no valid window in {front} + {side}")
     build_engine(loaded, mcfg, calibration=calibration)
+    log.info("int8 model built in %.1f s", time.perf_counter() - t0)

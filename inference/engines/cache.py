@@ -21,7 +21,11 @@ CACHE_DIR_FIX = "set DUALGAIT_CACHE_DIR to a writable folder, or --set inference
 
 
 def resolve_cache_dir(path: str) -> Path:
-    return Path(os.path.expanduser(path)).resolve()
+    """The folder, ``${VAR:-default}`` and ``~`` expanded (a config dataclass built in code keeps its default
+    unexpanded: only the config loader expands them)."""
+    from core.configtools import expand_env
+
+    return Path(os.path.expanduser(expand_env(path))).resolve()
 
 
 def check_cache_dir(path: str) -> Path:

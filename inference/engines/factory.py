@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -103,7 +104,11 @@ def _int8_artifact(loaded: LoadedModel, cache: EngineCache, onnx_digest: str, on
 
 def build_engine(loaded: LoadedModel, cfg: ModelConfig, *, calibration: Calibration | None = None,
                  rebuild: bool = False) -> Engine:
-    """The engine ``cfg`` asks for, running ``loaded``'s model; ONNX-based engines are cached on disk."""
+    """The engine ``cfg`` asks for (``auto`` parts resolved), running ``loaded``'s model; ONNX-based engines are
+    cached on disk."""
+    from inference.engines.auto import resolve_engine
+
+    cfg, _ = resolve_engine(cfg)
     threads = cfg.threads
     if cfg.engine == "torch":
         from inference.engines.torch_engine import TorchEngine
@@ -136,9 +141,27 @@ def build_engine(loaded: LoadedModel, cfg: ModelConfig, *, calibration: Calibrat
 
 def create_runner(cfg: ModelConfig, *, input_px: int, frames: int,
                   calibration: Callable[[LoadedModel], Calibration] | None = None) -> ModelRunner:
+    """The runner of ``cfg``'s model; ``engine: auto`` (and auto device/precision) resolved here, in one log line.
+
+    Where auto chose OpenVINO int8 but no int8 model has been calibrated for these weights (the app calibrates
+    once on a recording before it starts the processes: ``offline.clips.ensure_int8_engine``), OpenVINO fp32 runs
+    instead, with a warning; an explicit ``precision: int8`` without one stays an error."""
     t0 = time.perf_counter()
+    from inference.engines.auto import resolve_engine
+
+    auto_precision = cfg.precision == "auto"
+    cfg, choice = resolve_engine(cfg)
+    log.info("model engine: %s", choice)
     loaded = load_model(cfg, input_px=input_px, frames=frames)
-    engine = build_engine(loaded, cfg, calibration=calibration(loaded) if calibration else None)
+    try:
+        engine = build_engine(loaded, cfg, calibration=calibration(loaded) if calibration else None)
+    except EngineError:
+        if not (auto_precision and cfg.engine == "openvino" and cfg.precision == "int8"):
+            raise
+        log.warning("no int8 model calibrated for these weights yet (dualgait run, demo and score calibrate once "
+                    "on a recording): running OpenVINO fp32 instead")
+        cfg = dataclasses.replace(cfg, precision="fp32")
+        engine = build_engine(loaded, cfg)
     log.info("model %s on %s ready in %.1f s", loaded.spec.variant, engine.name, time.perf_counter() - t0)
     return ModelRunner(engine, spec=loaded.spec, untrained=loaded.untrained, synthetic=loaded.synthetic,
                        source=loaded.source, max_batch=cfg.max_batch)

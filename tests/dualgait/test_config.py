@@ -333,7 +333,8 @@ def test_from_mapping_on_section_dataclass():
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["inference.model.precision=fp16"], "engine torch on cpu runs fp32, bf16, not fp16"),
+    (["inference.model.engine=torch", "inference.model.device=cpu", "inference.model.precision=fp16"],
+     "engine torch on cpu runs fp32, bf16, not fp16"),
     (["inference.model.engine=openvino", "inference.model.device=cuda"], "engine openvino runs on cpu, not cuda"),
     (["inference.model.engine=tensorrt", "inference.model.device=cuda", "inference.model.precision=int8"],
      "engine tensorrt on cuda runs fp16, fp32, not int8"),

@@ -121,7 +121,7 @@ def test_preprocess_flips_bgr_and_normalises() -> None:
 
 
 def test_runner_names_outputs_and_feeds_only_the_models_views() -> None:
-    cfg = ModelConfig(variant="gated", precision="fp32")
+    cfg = ModelConfig(variant="gated", engine="torch", precision="fp32")
     loaded = load_model(cfg, input_px=64, frames=8)
     runner = ModelRunner(build_engine(loaded, cfg), spec=loaded.spec, untrained=True, source=loaded.source)
     rng = np.random.default_rng(0)
@@ -131,6 +131,6 @@ def test_runner_names_outputs_and_feeds_only_the_models_views() -> None:
     assert abs(out["w_front"] + out["w_side"] - 1) < 1e-6
     assert runner.description == "gated fusion, 64px, T=8, torch-cpu-fp32 (untrained, random init seed 0)"
     side_only = load_model(ModelConfig(variant="single_side", precision="fp32"), input_px=64, frames=8)
-    runner = ModelRunner(build_engine(side_only, ModelConfig(variant="single_side", precision="fp32")),
+    runner = ModelRunner(build_engine(side_only, ModelConfig(variant="single_side", engine="torch", precision="fp32")),
                          spec=side_only.spec, untrained=True)
     assert list(runner.predict({"side": clips["side"]})) == ["p_asd"]  # no front clip needed
