@@ -20,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.messages import DEFAULT_WALKWAY, VIEWS, CameraState, EndOfStream, Heartbeat, Preview, WindowScore
+from core.messages import (
+    DEFAULT_WALKWAY,
+    OVERLOAD_STEPS,
+    VIEWS,
+    CameraState,
+    EndOfStream,
+    Heartbeat,
+    Preview,
+    WindowScore,
+)
 
 LOST_STATES = ("stalled", "reconnecting")
 AMBIGUOUS_WALKWAY = "ambiguous_walkway"  # the ``reason`` of an operator command that must name its walkway
@@ -72,6 +81,7 @@ class LiveState:
         self.malformed = 0
         self.streams_ended = 0
         self.last_eos: dict[str, Any] | None = None
+        self.overload: dict[str, int] = {}  # walkway -> inference's overload level at its last window
 
     def _walkway(self, walkway: str) -> WalkwayView:
         """The view of ``walkway``, created when first seen (call with the lock held)."""
@@ -90,6 +100,7 @@ class LiveState:
             self.by_validity["valid" if score.valid else (score.reason_code or "unknown")] += 1
             self.latencies_ms.append(score.latency_ms)
             self.last_timings_ms = dict(score.timings_ms)
+            self.overload[score.walkway] = score.overload_level
             self.notes, self.model = list(notes), score.model
             if record is not None:
                 view.chart.append({k: record[k] for k in CHART_KEYS})
@@ -204,6 +215,8 @@ class LiveState:
                     "malformed": self.malformed,
                     "streams_ended": self.streams_ended,
                     "last_end_of_stream": self.last_eos,
+                    "overload": {walkway: {"level": level, "step": OVERLOAD_STEPS[level]}
+                                 for walkway, level in self.overload.items()},
                 },
                 "model": self.model,
                 "notes": self.notes,

@@ -74,6 +74,8 @@ class AggregatorMetrics:
                                         registry=r)
         self.sessions_ended = Counter("dualgait_sessions_ended", "Walk sessions ended, by reason",
                                       ["reason", "walkway"], registry=r)
+        self.overload_level = Gauge("dualgait_overload_level", "Inference's load-shedding step at the walkway's last "
+                                    "window (0: none; docs/inference.md)", ["walkway"], registry=r)
         self.session_open = Gauge("dualgait_session_open", "1 while a walk session of the walkway is open",
                                   ["walkway"], registry=r)
         self.camera_state = Gauge("dualgait_camera_state", "1 for each camera's current state",
@@ -98,6 +100,7 @@ class AggregatorMetrics:
         for stage, ms in score.timings_ms.items():
             self.stage_seconds.labels(stage=stage, walkway=walkway).observe(max(0.0, ms) / 1e3)
         self.latency_seconds.labels(walkway=walkway).observe(max(0.0, score.latency_ms) / 1e3)
+        self.overload_level.labels(walkway=walkway).set(score.overload_level)
 
     def camera(self, event: CameraState | Heartbeat) -> None:
         self.camera_counters[(event.walkway, event.view)] = dict(event.counters)

@@ -141,6 +141,80 @@ def _iou_stats(pairs: list[tuple[Box, Box | None]]) -> dict[str, Any]:
             "p10": round(float(np.percentile(values, 10)), 4), "n": len(values)}
 
 
+class _NullModel:
+    """Stands in for the classifier: the detector bench times detection only."""
+
+    description = "none (detector bench)"
+    untrained = True
+    synthetic = False
+    views = ("front", "side")
+
+    def predict(self, clips: Any) -> dict[str, float]:
+        return {"p_asd": 0.5}
+
+
+class _CountingDetector:
+    """The pipeline's detector, counting the calls made at full size (while a lock is decided)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.full_size_calls = 0
+
+    def track(self, images: Any, *, full_size: bool = False) -> Any:
+        self.full_size_calls += full_size
+        return self.inner.track(images, full_size=full_size)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+def _pipeline_run(cfg: DualgaitConfig, network: Any, frames: Iterator[dict[str, np.ndarray]], fps: float
+                  ) -> dict[str, Any]:
+    """The configured pipeline (lock acquisition at full size included) over a scene's camera frames: its detector
+    time per second of video, from the windows' own detect timings."""
+    from core.messages import Frame
+    from inference.detector import YoloDetector
+    from inference.pipeline import InferencePipeline
+
+    detector = _CountingDetector(YoloDetector(cfg.inference.detector, model=network))
+    pipe = InferencePipeline(cfg.inference, detector=detector, engine=_NullModel(), clock_ns=lambda: 0)
+    detect_ms, windows, valid, n = 0.0, 0, 0, -1
+    for n, images in enumerate(frames):
+        t_ns = round(n / fps * 1e9)
+        for view in ("front", "side"):
+            for score in pipe.push(Frame(view, n, t_ns, t_ns, images[view], source_ts_ns=t_ns), received_ns=t_ns):
+                detect_ms += score.timings_ms["detect"]
+                windows += 1
+                valid += score.valid
+    return {"seconds": (n + 1) / fps, "detect_ms": round(detect_ms, 1),
+            "ms_per_s_video": round(detect_ms / max(1e-9, (n + 1) / fps), 1), "samples": int(pipe.stats["samples"]),
+            "samples_detected": int(pipe.stats["samples_detected"]), "full_size_calls": detector.full_size_calls,
+            "windows": windows, "windows_valid": valid}
+
+
+def _pair_frames(front: str, side: str) -> Iterator[dict[str, np.ndarray]]:
+    import cv2
+
+    caps = {view: cv2.VideoCapture(path) for view, path in (("front", front), ("side", side))}
+    try:
+        while True:
+            frames = {view: cap.read() for view, cap in caps.items()}
+            if not all(ok for ok, _ in frames.values()):
+                return
+            yield {view: image for view, (_, image) in frames.items()}
+    finally:
+        for cap in caps.values():
+            cap.release()
+
+
+def _walker_frames(n: int, *, seconds: float, seed: int) -> Iterator[Iterator[dict[str, np.ndarray]]]:
+    from capture.synthetic import DEMO_WALK_SIZE_PX, render_frames, sample_subjects
+
+    for spec in sample_subjects(n, seed=seed):
+        yield (dict(images) for _, images, _ in render_frames(spec, size_px=DEMO_WALK_SIZE_PX, seconds=seconds,
+                                                               fps=25.0))
+
+
 def _measure_scene(scene: Scene, models: dict[str, Any], *, min_height_frac: float,
                    frames_per_window: int) -> dict[str, Any]:
     samples, truth = scene
@@ -221,6 +295,14 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"| {LABELS[setting]} | {c['call_ms_p50']} | {c['calls_per_s']:g} | {c['ms_per_s_video']} | "
                      f"{before / c['ms_per_s_video']:.2f}x | {_fmt(pair, 'mean')} / {_fmt(walkers, 'mean')} | "
                      f"{_fmt(pair, 'min')} / {_fmt(walkers, 'min')} |")
+    pipe = report["pipeline"]
+    p = pipe["pair"]
+    lines += ["", f"The pipeline as configured (`{meta['config']}`), lock acquisition included (it detects every "
+              f"sample at full size while someone is seen but not yet locked): {p['ms_per_s_video']} ms of detector "
+              f"per second of video on the shared pair ({p['samples_detected']} of {p['samples']} samples detected, "
+              f"{p['full_size_calls']} at full size; {p['windows_valid']}/{p['windows']} windows valid), "
+              f"{pipe['walkers_ms_per_s_video']} ms on the walkers ("
+              + ", ".join(f"{r['windows_valid']}/{r['windows']}" for r in pipe["walkers"]) + " valid)."]
     lines += ["", "Per walker, mean IoU of the default setting against 640 px: " + ", ".join(
         f"{name} {scene['iou']['tiled_interval']['mean']}" for name, scene in report["walkers"].items()) + "."]
     if report.get("iou_truth_walkers"):
@@ -260,6 +342,10 @@ def run_bench_detector(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
         log.info("walker %s: %d samples", name, len(scene[0]))
         walkers[name] = _measure_scene(scene, models, min_height_frac=min_h, frames_per_window=frames)
     scenes = [pair, *walkers.values()]
+    log.info("the pipeline as configured, over the same scenes")
+    pipeline_pair = _pipeline_run(cfg, models["tiled"], _pair_frames(front, side), fps)
+    pipeline_walkers = [_pipeline_run(cfg, models["tiled"], frames, 25.0)
+                        for frames in _walker_frames(args.walkers, seconds=args.walker_seconds, seed=args.seed)]
     report: dict[str, Any] = {
         "meta": {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
                  "config": args.config or "defaults", "overrides": args.overrides, "weights": det.weights,
@@ -270,6 +356,10 @@ def run_bench_detector(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
                 for s in SETTINGS},
         "iou_truth_walkers": ({s: _pooled(list(walkers.values()), s, "iou_truth") for s in SETTINGS}
                               if walkers else None),
+        "pipeline": {"pair": pipeline_pair, "walkers": pipeline_walkers,
+                     "walkers_ms_per_s_video": round(sum(r["detect_ms"] for r in pipeline_walkers)
+                                                     / max(1e-9, sum(r["seconds"] for r in pipeline_walkers)), 1)
+                     if pipeline_walkers else None},
         "pair": {k: v for k, v in pair.items() if k != "call_s"},
         "walkers": {name: {k: v for k, v in s.items() if k != "call_s"} for name, s in walkers.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -28,7 +28,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from core.configtools import ConfigError
+from core.configtools import ConfigError, with_overrides
 from core.messages import Frame
 
 if TYPE_CHECKING:
@@ -235,6 +235,8 @@ def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     if args.duration_s < 2:
         raise ConfigError("--duration-s must be >= 2 (two windows)")
     ensure_int8_engine(cfg, front, side)
+    # capacity, not graceful overload: a walkway that cannot keep up must show it, not shed its way through
+    cfg = with_overrides(cfg, {"inference": {"overload": {"enabled": False}}})
     frames = _load_frames(front, side, args.duration_s)
     network, runner = load_models(cfg, batch=counts[-1])
     if not hasattr(runner, "predict_batch"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.messages.preview import MAX_PREVIEW_SIDE_PX
+from inference.overload import OverloadConfig
 from inference.variants import Variant
 
 
@@ -149,9 +150,12 @@ class ModelConfig:
     # null: the checkpoint's variant, or "late" when there is no checkpoint
     variant: Variant | None = None
     weights: str | None = None
-    engine: EngineKind = "torch"
-    device: Literal["cpu", "cuda"] = "cpu"
-    precision: Precision = "bf16"
+    # auto: the fastest this machine has, chosen at start and logged (inference.engines.auto): TensorRT fp16 or
+    # torch fp16 on an NVIDIA GPU, else OpenVINO int8 on an x86 CPU (calibrated once, cached), else torch. An
+    # explicit engine, device or precision always wins
+    engine: Literal["auto", "torch", "openvino", "onnxruntime", "tensorrt"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     # built engines (ONNX, OpenVINO IR, TensorRT plans) are cached here (inference.engines.cache)
     cache_dir: str = "${DUALGAIT_CACHE_DIR:-~/.cache/dualgait}"
     # largest batch the exported engines accept (ONNX dynamic axis, TensorRT profile)
@@ -163,12 +167,18 @@ class ModelConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        devices = ENGINE_PRECISIONS[self.engine]
-        if self.device not in devices:
+        # what is explicit must fit together; "auto" parts are resolved at start (inference.engines.auto)
+        devices = ENGINE_PRECISIONS.get(self.engine)
+        if devices is not None and self.device != "auto" and self.device not in devices:
             raise ValueError(f"engine {self.engine} runs on {' or '.join(devices)}, not {self.device}")
-        if self.precision not in devices[self.device]:
-            raise ValueError(f"engine {self.engine} on {self.device} runs {', '.join(devices[self.device])}, "
-                             f"not {self.precision}")
+        if self.precision != "auto":
+            allowed = ([devices[self.device]] if devices is not None and self.device != "auto" else
+                       list(devices.values()) if devices is not None else
+                       [p for d in ENGINE_PRECISIONS.values() for p in d.values()])
+            if not any(self.precision in group for group in allowed):
+                where = f"engine {self.engine}" + ("" if self.device == "auto" else f" on {self.device}")
+                runs = sorted({p for group in allowed for p in group})
+                raise ValueError(f"{where} runs {', '.join(runs)}, not {self.precision}")
         if not 1 <= self.max_batch <= 256:
             raise ValueError("max_batch must be in 1..256")
 
@@ -199,6 +209,7 @@ class InferenceConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
     receive_hwm_frames: int = 200
     exit_on_end_of_stream: bool = False
     # several walkways (config 'walkways'): gather their detector and model calls into batches (one call for

@@ -36,7 +36,11 @@ class Detection:
 class Detector(Protocol):
     """What the pipeline needs: people with track ids in each view's image, and a reset between walks."""
 
-    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]: ...
+    def track(self, images: Mapping[str, np.ndarray], *, full_size: bool = False) -> dict[str, list[Detection]]:
+        """``full_size``: each frame alone at the detector's full input size (no tiling), e.g. while a lock is
+        being decided."""
+        ...
+
     def reset(self) -> None: ...
 
 
@@ -53,7 +57,7 @@ class PerViewDetector:
     def __init__(self, trackers: Mapping[str, ViewTracker]) -> None:
         self.trackers = dict(trackers)
 
-    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]:
+    def track(self, images: Mapping[str, np.ndarray], *, full_size: bool = False) -> dict[str, list[Detection]]:
         return {view: self.trackers[view].track(image) for view, image in images.items()}
 
     def reset(self) -> None:
@@ -111,13 +115,13 @@ class YoloModel:
         results = self._call(images) if self.cfg.batch_views else [self._call([image])[0] for image in images]
         return [result.boxes.cpu().numpy() for result in results]
 
-    def predict(self, images: list[np.ndarray]) -> list[Any]:
+    def predict(self, images: list[np.ndarray], *, full_size: bool = False) -> list[Any]:
         """(H, W, 3) BGR images -> their person boxes (Ultralytics ``Boxes`` on the CPU, one per image).
 
-        With ``tiles_per_call`` > 1 the images are tiled ``tiles_per_call`` to a canvas of ``imgsz_px``
-        (:mod:`inference.tiling`) and the boxes mapped back; the canvases (else the images) go in one model call
-        with ``batch_views``, else one call each."""
-        tiles = self.cfg.tiles_per_call
+        With ``tiles_per_call`` > 1 (and not ``full_size``) the images are tiled ``tiles_per_call`` to a canvas of
+        ``imgsz_px`` (:mod:`inference.tiling`) and the boxes mapped back; the canvases (else the images) go in one
+        model call with ``batch_views``, else one call each."""
+        tiles = 1 if full_size else self.cfg.tiles_per_call
         if tiles < 2 or len(images) < 2:
             return self._run(images)
         from ultralytics.engine.results import Boxes
@@ -157,10 +161,10 @@ class YoloDetector:
         """Forget every track (a new walk or stream): fresh ids, no Kalman state from the last walk."""
         self._trackers = {view: self._new_tracker() for view in self.views}
 
-    def track(self, images: Mapping[str, np.ndarray]) -> dict[str, list[Detection]]:
+    def track(self, images: Mapping[str, np.ndarray], *, full_size: bool = False) -> dict[str, list[Detection]]:
         """view -> (H, W, 3) BGR image; returns view -> people with track ids."""
         views = list(images)
-        boxes = self.model.predict([images[v] for v in views])
+        boxes = self.model.predict([images[v] for v in views], full_size=full_size)
         return self.assign(images, dict(zip(views, boxes, strict=True)))
 
     def assign(self, images: Mapping[str, np.ndarray], boxes: Mapping[str, Any]) -> dict[str, list[Detection]]:

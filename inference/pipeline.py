@@ -38,6 +38,7 @@ from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector
 from inference.frame_log import FrameLog
+from inference.overload import OverloadGovernor
 from inference.pairing import FramePairer
 from inference.patient import PatientLock, WalkMonitor
 from inference.sampling import Sample, WindowReady, WindowSampler
@@ -87,6 +88,7 @@ class DetectRequest:
     """A sample's frames waiting for the detector; whoever runs it sets ``detect_ms`` and sends the people back."""
 
     images: dict[str, np.ndarray]  # view -> (H, W, 3) uint8 BGR
+    full_size: bool = False  # each frame alone at the detector's full size (a lock is being decided)
     detect_ms: float = 0.0
 
 
@@ -105,6 +107,7 @@ class PendingWindow:
     start_ns: int  # model queue entry (host monotonic)
     pair_ms: float
     walk: int | None
+    overload_level: int = 0  # inference.overload's level when the window was made
 
 
 Steps = Generator[DetectRequest | PendingWindow, dict[str, list[Detection]] | None, None]
@@ -149,7 +152,7 @@ def drive(steps: Steps, detector: Detector) -> list[PendingWindow]:
         reply = None
         if isinstance(item, DetectRequest):
             t0 = time.perf_counter()
-            reply = detector.track(item.images)
+            reply = detector.track(item.images, full_size=item.full_size)
             item.detect_ms = _ms(t0)
         else:
             pending.append(item)
@@ -165,6 +168,8 @@ class InferencePipeline:
         self.detector = detector
         self.engine = engine
         self.clock_ns = clock_ns
+        # the machine's load outlives a stream: the overload level is kept across reset()
+        self.overload = OverloadGovernor(cfg.overload, walkway=walkway)
         self.reset()
 
     def reset(self) -> None:
@@ -178,10 +183,12 @@ class InferencePipeline:
         self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view)) for view in VIEWS}
         self.walks = WalkMonitor(self.cfg.patient, VIEWS)
         self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
+        self._seen: dict[str, bool] = dict.fromkeys(VIEWS, False)  # someone detected at the last detection
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
             "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0, "samples_skipped": 0,
-            "samples_detected": 0, "samples_shed_stale": 0,
+            "samples_detected": 0, "samples_shed_stale": 0, "frames_dropped_late_front": 0,
+            "frames_dropped_late_side": 0, "windows_shed": 0,
             "visible_front": 0, "visible_side": 0, "windows": 0, "windows_valid": 0,
             "seq_gaps_front": 0, "seq_gaps_side": 0, "frames_stale_front": 0, "frames_stale_side": 0, "walks": 0,
             **{f"invalid_{code}": 0 for code in REASON_CODES},
@@ -206,6 +213,9 @@ class InferencePipeline:
         a :class:`PendingWindow` per completed window (score it with :func:`score_windows`)."""
         self._started = True
         received_ns = self.clock_ns() if received_ns is None else received_ns
+        if not self.overload.keep_frame(received_ns - frame.capture_mono_ns):
+            self.stats[f"frames_dropped_late_{frame.view}"] += 1  # behind: skip to the newest frames
+            return
         self.frames.note(frame, received_ns)
         t0 = time.perf_counter()
         self.sampler.start(frame.capture_mono_ns)
@@ -219,7 +229,7 @@ class InferencePipeline:
             if isinstance(event, Sample):
                 out, images = self._sample_before_detection(event)
                 if images is not None:
-                    request = DetectRequest(images)
+                    request = DetectRequest(images, full_size=self._acquiring())
                     people = yield request
                     assert people is not None, "a DetectRequest needs the people sent back"
                     out.detect_ms = request.detect_ms
@@ -254,16 +264,36 @@ class InferencePipeline:
             self.stats["samples_shed_stale"] += 1  # so a pipeline that fell behind catches up instead of lagging on
             return out, None
         out.images = {v: f.image for v, f in frames.items()}
-        every = self.cfg.detector.interval_samples + 1
-        if (sample.index - (self.cfg.window.frames - 1)) % every:
+        every = self._detect_every()
+        if (sample.index - (self.cfg.window.frames - 1)) % every and not self._acquiring():
             return out, None  # between detector runs: its boxes are interpolated once the next detection is in
         out.detected = True
         self.stats["samples_detected"] += 1
         return out, {v: f.image for v, f in frames.items()}
 
+    def _detect_every(self) -> int:
+        """Samples from one detector run to the next: the configured interval, or the overload level's (the
+        largest spacing at most that level's that still ends every window on a detection)."""
+        every = self.cfg.detector.interval_samples + 1
+        want = self.overload.detect_every
+        if want <= every:
+            return every
+        stride = self.cfg.window.stride_samples
+        return max(k for k in range(every, want + 1) if stride % k == 0)
+
+    def _acquiring(self) -> bool:
+        """A lock is being decided: someone was seen in a view at its last detection, and that view has no patient
+        locked. The lock's motion measure was calibrated on boxes detected on every sample at full size, so the
+        detector runs that way until both views are locked (the tiled, every-other-sample detection is for a
+        locked walk; on an empty walkway it stays cheap). Not under overload: then the lock uses the cheap path."""
+        if self.overload.level > 0:
+            return False
+        return any(self._seen[view] and self.locks[view].locked_id is None for view in VIEWS)
+
     def _sample_after_detection(self, out: ProcessedSample, images: dict[str, np.ndarray],
                                 people: dict[str, list[Detection]]) -> None:
-        every = self.cfg.detector.interval_samples + 1
+        every = self._detect_every()
+        self._seen = {view: bool(people.get(view)) for view in VIEWS}
         out.people = people
         updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
         for view, update in updates.items():
@@ -298,7 +328,7 @@ class InferencePipeline:
             seen = next((p for p in (before.people.get(view, []) if before else []) if p.track_id == target.track_id),
                         None)
             if seen is None:
-                if after.index - sample.index > self.cfg.detector.interval_samples:
+                if after.index - sample.index > self._detect_every() - 1:
                     continue
                 box = target.box_xyxy
             else:
@@ -342,6 +372,13 @@ class InferencePipeline:
         samples = [self.samples.get(k) for k in range(ready.first_sample, ready.first_sample + win.frames)]
         present = [s for s in samples if s is not None and s.missing is None]
         verdict = self._check_window(samples)
+        last = present[-1] if present else None
+        if last is not None and last.last_received_ns:
+            self.overload.observe(max(0, last.last_received_ns - last.last_capture_ns) / 1e9)
+        level = self.overload.level
+        if verdict is None and not self.overload.score_every_window and ready.window % 2:
+            verdict = ("shed", f"not scored: inference is overloaded ({self.overload.describe()})")
+            self.stats["windows_shed"] += 1
         clips = None
         if verdict is None:
             clips = {v: np.stack([s.crops[v] for s in present]) for v in self.engine.views}  # (T, H, W, 3) uint8
@@ -350,7 +387,7 @@ class InferencePipeline:
         pair_ms, self._pair_ms = self._pair_ms, 0.0
         return PendingWindow(owner=self, window=ready.window, first=samples[0], present=present, end_ns=end_ns,
                              code=code, reason=reason, clips=clips, start_ns=self.clock_ns(), pair_ms=pair_ms,
-                             walk=self.walks.walk if self.walks.active else None)
+                             walk=self.walks.walk if self.walks.active else None, overload_level=level)
 
     def finish_window(self, pending: PendingWindow, out: Mapping[str, float], model_ms: float) -> WindowScore:
         """The score message of ``pending`` from the model's output ``out`` (empty for an invalid window)."""
@@ -390,6 +427,7 @@ class InferencePipeline:
             stride_s=self.cfg.window.stride_s,
             synthetic=self.engine.synthetic,
             walkway=self.walkway,
+            overload_level=pending.overload_level,
         )
 
     def _timings(self, pending: PendingWindow, model_ms: float) -> dict[str, float]:
@@ -418,8 +456,8 @@ class InferencePipeline:
         return score
 
     def _forget_old_samples(self) -> None:
-        # with detector.interval_samples, the detected sample before a window's first one is its left neighbour
-        keep_from = self.sampler.oldest_sample_still_needed() - self.cfg.detector.interval_samples
+        # detecting every k-th sample, the detected sample before a window's first one is its left neighbour
+        keep_from = self.sampler.oldest_sample_still_needed() - (self._detect_every() - 1)
         for k in [k for k in self.samples if k < keep_from]:
             del self.samples[k]
 
@@ -429,6 +467,7 @@ class InferencePipeline:
         stats.update({f"unpaired_{v}": n for v, n in self.pairer.stats.unpaired.items()})
         stats["max_abs_skew_ms"] = round(self.pairer.stats.max_abs_skew_ns / 1e6, 3)
         stats["pairs"] = self.pairer.stats.pairs
+        stats.update(self.overload.stats)
         for view, lock in self.locks.items():
             stats.update({f"patient_{key}_{view}": n for key, n in lock.stats.items()})
         return EndOfStream(source="inference", reason=reason, stats=stats, walkway=self.walkway)

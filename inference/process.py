@@ -38,9 +38,11 @@ log = logging.getLogger(__name__)
 
 def _inference_config(cfg: DualgaitConfig) -> InferenceConfig:
     icfg = cfg.inference
-    if cfg.capture.lossless and icfg.window.max_frame_age_s is not None:
-        # lossless replay is paced by inference: frames wait in the queue by design, so age says nothing
-        icfg = replace(icfg, window=replace(icfg.window, max_frame_age_s=None))
+    if cfg.capture.lossless:
+        # lossless replay is paced by inference: frames wait in the queue by design, so age says nothing,
+        # and nothing is shed
+        icfg = replace(icfg, window=replace(icfg.window, max_frame_age_s=None),
+                       overload=replace(icfg.overload, enabled=False))
     return icfg
 
 

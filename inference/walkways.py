@@ -149,19 +149,19 @@ class WalkwayBatcher:
         """One detector call for every waiting lane that shares a network; the others (e.g. test doubles
         without a shared network) are run one by one."""
         waiting = [lane for lane in self.lanes.values() if lane.request is not None]
-        groups: dict[int, list[_Lane]] = {}
+        groups: dict[tuple[int, bool], list[_Lane]] = {}
         for lane in waiting:
             detector = lane.pipeline.detector
             if hasattr(detector, "assign") and hasattr(detector, "model"):
-                groups.setdefault(id(detector.model), []).append(lane)
+                groups.setdefault((id(detector.model), lane.request.full_size), []).append(lane)  # type: ignore[union-attr]
             else:
                 self._detect_alone(lane)
-        for group in groups.values():
+        for (_, full_size), group in groups.items():
             model = group[0].pipeline.detector.model  # type: ignore[attr-defined]
             keys = [(lane, view) for lane in group for view in lane.request.images]  # type: ignore[union-attr]
             images: list[np.ndarray] = [lane.request.images[view] for lane, view in keys]  # type: ignore[union-attr]
             t0 = time.perf_counter()
-            boxes = model.predict(images)
+            boxes = model.predict(images, full_size=full_size)
             predict_ms = (time.perf_counter() - t0) * 1e3
             by_lane: dict[int, dict[str, Any]] = collections.defaultdict(dict)
             for (lane, view), found in zip(keys, boxes, strict=True):
@@ -181,7 +181,7 @@ class WalkwayBatcher:
         request = lane.request
         assert request is not None
         t0 = time.perf_counter()
-        lane.reply = lane.pipeline.detector.track(request.images)
+        lane.reply = lane.pipeline.detector.track(request.images, full_size=request.full_size)
         request.detect_ms = (time.perf_counter() - t0) * 1e3
         lane.request = None
         self.stats.detect_calls += 1

@@ -157,6 +157,7 @@ function renderPipeline(state) {
     ["windows", `${p.windows} (${Object.entries(p.by_validity).map(([k, v]) => `${k} ${v}`).join(", ") || "none"})`],
     ["latency (capture → score)", `last ${fmt(p.latency_ms.last)} ms, p50 ${fmt(p.latency_ms.p50)} ms, p95 ${fmt(p.latency_ms.p95)} ms`],
     ["stages, last window (ms)", Object.entries(p.timings_ms).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ") || "–"],
+    ["overload", Object.entries(p.overload || {}).map(([w, o]) => `${w}: level ${o.level} (${o.step})`).join("; ") || "–"],
     ["malformed messages", String(p.malformed)],
     ["streams ended", String(p.streams_ended)],
     ["model", state.model || "–"],

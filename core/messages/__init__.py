@@ -71,6 +71,7 @@ Window score (``type = "window"``, inference -> aggregator; duration_s and strid
         latency_ms       float  capture of the window's last frame -> score published (host monotonic)
         model            str    model description
         untrained        bool   true when the model's weights are random (scores are meaningless)
+        overload_level   int >= 0 (optional, 0)   inference's load-shedding step, OVERLOAD_STEPS[level]
         duration_s       float > 0 (finite)   the window's length in seconds (inference.window.duration_s)
         stride_s         float > 0 (finite)   seconds from one window's start to the next's
                          (inference.window.stride_s); the aggregator's times and "over N s" come from it
@@ -166,7 +167,7 @@ from core.messages.session import (
     encode_session,
 )
 from core.messages.supervisor import PROCESS_EVENTS, ProcessEvent, decode_process_event, encode_process_event
-from core.messages.window import WindowScore, decode_window, encode_window
+from core.messages.window import OVERLOAD_STEPS, WindowScore, decode_window, encode_window
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -191,7 +192,7 @@ def decode(parts: list[bytes]) -> Message:
 __all__ = [
     "CAMERA_STATES", "DECISIONS", "DEFAULT_WALKWAY",
     "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
-    "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS",
+    "OVERLOAD_STEPS", "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS",
     "SESSION_EVENTS", "VIEWS", "WALKWAY_ID_PATTERN",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
     "ProcessEvent", "SessionUpdate", "WindowScore",

@@ -23,7 +23,8 @@ Encoding = Literal["raw", "jpeg"]
 #   stale            frames arrived older than inference.window.max_frame_age_s, or a camera repeated a frame
 #   patient_missing  the locked patient is not found in both views in enough samples
 #   views_disagree   the two views do not see the same walk (timing or motion, inference.patient)
-REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree")
+#   shed             not scored: inference was overloaded and scored every other window (inference.overload)
+REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree", "shed")
 
 # One inference process may serve several walkways (front/side camera pairs); messages that concern one say which.
 # The walkway of a single-walkway setup is DEFAULT_WALKWAY.

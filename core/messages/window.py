@@ -23,6 +23,15 @@ from core.messages.base import (
 # --------------------------------------------------------------------------- window score
 
 
+# what inference runs at each overload level (``WindowScore.overload_level``; inference.overload sheds in these steps)
+OVERLOAD_STEPS: tuple[str, ...] = (
+    "as configured",
+    "detector on every 4th sample",
+    "detector once per window",
+    "detector once per window, every other window scored",
+)
+
+
 @dataclass(slots=True)
 class WindowScore:
     """The score of one window (see the module docstring for the field meanings)."""
@@ -51,6 +60,7 @@ class WindowScore:
     stride_s: float  # time from one window's start to the next's (inference.window.stride_s)
     synthetic: bool = False
     walkway: str = DEFAULT_WALKWAY  # the camera pair (inference may serve several)
+    overload_level: int = 0  # inference's load-shedding step when the window was made (0: none)
 
 
 def encode_window(score: WindowScore) -> list[bytes]:
@@ -107,4 +117,6 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         stride_s=_get_positive(header, "stride_s"),
         synthetic=_get(header, "synthetic", bool),
         walkway=_get_walkway(header),
+        overload_level=(_get_int(header, "overload_level", 0, len(OVERLOAD_STEPS) - 1) if "overload_level" in header
+                        else 0),
     )

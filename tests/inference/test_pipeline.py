@@ -200,10 +200,13 @@ def test_gated_model_view_weights_reach_the_score() -> None:
 
 
 def test_frames_that_arrive_too_late_are_stale_and_never_scored() -> None:
-    """Frames received 3 s after capture (limit 2 s) in the second second: window 1 is invalid, stale."""
+    """Frames received 3 s after capture (limit 2 s) in the second second: window 1 is invalid, stale (with the
+    overload shedding off: on, such frames are dropped at receive, test below)."""
     front, side = _frames("front", 76), _frames("side", 76)
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
-    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    cfg = _every_sample()
+    cfg.overload.enabled = False
+    pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=FakeEngine())
     scores = []
     for f, s in zip(front, side, strict=True):
         late = 3_000_000_000 if 25 <= f.seq < 50 else 0
@@ -272,8 +275,9 @@ class MovingTracker(FakeTracker):
 
 
 def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest() -> None:
-    """interval_samples 1: the detector runs on odd samples only (each window's last is odd); the box of an
-    even sample is interpolated in time between its neighbours, so it equals the true box of its frame."""
+    """interval_samples 1: once both views are locked the detector runs on odd samples only (each window's last is
+    odd); the box of an even sample is interpolated in time between its neighbours, so it equals the true box of
+    its frame. While the lock is decided it runs on every sample (test below)."""
     cfg = InferenceConfig()
     cfg.detector.interval_samples = 1
     front, side = _frames("front", 76), _frames("side", 76)
@@ -294,7 +298,8 @@ def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest(
         scores += pipe.push(f, received_ns=f.capture_mono_ns)
         scores += pipe.push(s, received_ns=s.capture_mono_ns)
     assert [s.valid for s in scores] == [True, True, True]
-    assert trackers["front"].calls == pipe.stats["samples_detected"] == pipe.stats["samples"] // 2
+    assert trackers["front"].calls == pipe.stats["samples_detected"]
+    assert pipe.stats["samples"] // 2 < pipe.stats["samples_detected"] <= pipe.stats["samples"] // 2 + 6
     for window in scores:
         for k, seq in enumerate(window.frames["front"]):
             if window.window == k == 0:  # the stream's first sample has no detection before it: sample 1's box
@@ -312,3 +317,51 @@ def test_the_default_interval_follows_the_window_stride() -> None:
     assert InferenceConfig(window=WindowConfig(stride_s=0.125)).detector.interval_samples == 0
     assert InferenceConfig(window=WindowConfig(stride_s=0.375)).detector.interval_samples == 0
     assert InferenceConfig(window=WindowConfig(stride_s=0.25)).detector.interval_samples == 1
+
+
+class SizeRecorder(PerViewDetector):
+    """Records, per detector call, whether it asked for full-size frames."""
+
+    def __init__(self, trackers) -> None:
+        super().__init__(trackers)
+        self.full_size: list[bool] = []
+
+    def track(self, images, *, full_size=False):
+        self.full_size.append(full_size)
+        return super().track(images, full_size=full_size)
+
+
+def test_the_detector_runs_full_size_on_every_sample_until_both_views_are_locked() -> None:
+    """The lock's motion measure needs every sample's full-size boxes; after the lock, tiled every other sample."""
+    front, side = _frames("front", 76), _frames("side", 76)
+    for f in front + side:
+        f.image[0, 1] = f.seq
+    detector = SizeRecorder({"front": MovingTracker(), "side": MovingTracker()})
+    pipe = InferencePipeline(InferenceConfig(), detector=detector, engine=FakeEngine())
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        scores += pipe.push(f, received_ns=f.capture_mono_ns)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns)
+    assert [s.valid for s in scores] == [True, True, True]
+    sizes = detector.full_size
+    assert sizes[0] is False  # nobody seen yet: the cheap detection of an empty walkway
+    locked_at = sizes.index(False, 1)
+    assert locked_at >= 3 and all(sizes[1:locked_at])  # someone seen, not locked: every sample, full size
+    assert not any(sizes[locked_at:])  # locked: tiled from then on
+    assert pipe.stats["samples_detected"] == locked_at + (pipe.stats["samples"] - locked_at) // 2
+
+
+def test_frames_too_old_to_use_are_dropped_at_receive_and_the_next_window_is_current() -> None:
+    """Live shedding: frames reaching the pipeline over 0.75 s after capture are dropped before pairing (counted);
+    the window over them has too few frames, the next one is valid: the pipeline goes on with the newest."""
+    front, side = _frames("front", 76), _frames("side", 76)
+    trackers = {"front": FakeTracker(), "side": FakeTracker()}
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        late = 1_000_000_000 if 25 <= f.seq < 50 else 0
+        scores += pipe.push(f, received_ns=f.capture_mono_ns + late)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns + late)
+    assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "too_few_frames"), (True, None)]
+    assert pipe.stats["frames_dropped_late_front"] == pipe.stats["frames_dropped_late_side"] == 25
+    assert pipe.stats["frames_stale_front"] == 0  # dropped before they were booked

@@ -19,7 +19,7 @@ class SharedNet:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def predict(self, images: list[np.ndarray]) -> list[bool]:
+    def predict(self, images: list[np.ndarray], *, full_size: bool = False) -> list[bool]:
         self.calls.append(len(images))
         return [bool(image[0, 0, 0]) for image in images]  # "a person is there" unless the pixel is 0
 
@@ -31,8 +31,9 @@ class NetDetector:
         self.model = model
         self.resets = 0
 
-    def track(self, images):
-        return self.assign(images, dict(zip(images, self.model.predict(list(images.values())), strict=True)))
+    def track(self, images, *, full_size=False):
+        return self.assign(images, dict(zip(images, self.model.predict(list(images.values()), full_size=full_size),
+                                            strict=True)))
 
     def assign(self, images, boxes):
         return {view: [Detection((10.0, 5.0, 30.0, 60.0), 0.9, 1)] if boxes[view] else [] for view in images}

@@ -1,0 +1,71 @@
+"""Load shedding steps (inference.overload) and what the pipeline does at each level."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.messages import OVERLOAD_STEPS, decode, encode_window
+from inference.config import DetectorConfig, InferenceConfig
+from inference.detector import PerViewDetector
+from inference.overload import LEVELS, OverloadConfig, OverloadGovernor
+from inference.pipeline import InferencePipeline
+from tests.inference.test_pipeline import FakeEngine, MovingTracker, _frames
+
+
+def test_steps_down_after_lagging_windows_and_back_up_when_the_load_drops():
+    gov = OverloadGovernor(OverloadConfig(degrade_windows=2, recover_windows=3))
+    assert [gov.observe(lag) for lag in (0.5, 0.1, 0.5, 0.5)] == [None, None, None, 1]  # two in a row
+    assert [gov.observe(0.6) for _ in range(6)] == [None, 2, None, 3, None, None]  # max_level 3
+    assert [gov.observe(0.05) for _ in range(3)] == [None, None, 2]
+    assert gov.stats == {"overload_level": 2, "overload_level_max": 3, "overload_steps_down": 3,
+                         "overload_steps_up": 1}
+    assert gov.describe() == "level 2 (detector once per window)" and gov.detect_every == 8
+
+
+def test_disabled_never_sheds():
+    gov = OverloadGovernor(OverloadConfig(enabled=False))
+    assert gov.keep_frame(10**12) and all(gov.observe(5.0) is None for _ in range(10)) and gov.level == 0
+
+
+def test_level_words_are_the_protocols():
+    assert [words for _, _, words in LEVELS] == list(OVERLOAD_STEPS)
+    with pytest.raises(ValueError, match="recover_lag_s must be below"):
+        OverloadConfig(degrade_lag_s=0.1, recover_lag_s=0.2)
+
+
+def _run(level: int, windows: int = 4):
+    cfg = InferenceConfig(detector=DetectorConfig(interval_samples=1),
+                          overload=OverloadConfig(recover_windows=1000))  # the level stays where it is set
+    front, side = _frames("front", 25 * windows + 1), _frames("side", 25 * windows + 1)
+    for f in front + side:
+        f.image[0, 1] = f.seq
+    trackers = {"front": MovingTracker(), "side": MovingTracker()}
+    engine = FakeEngine()
+    pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=engine)
+    pipe.overload.level = level  # as if the governor had stepped down (its rules: the tests above)
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        scores += pipe.push(f, received_ns=f.capture_mono_ns)
+        scores += pipe.push(s, received_ns=s.capture_mono_ns)
+    return pipe, scores, trackers, engine
+
+
+@pytest.mark.parametrize(("level", "detected_per_window"), [(1, 2), (2, 1)])
+def test_detector_steps_make_fewer_calls_and_windows_stay_valid(level, detected_per_window):
+    pipe, scores, trackers, _engine = _run(level)
+    # the lock needs ~0.5 s of motion history: with sparse detections it comes after the first window
+    assert [s.valid for s in scores] == [False, True, True, True] and scores[0].reason_code == "patient_missing"
+    assert {s.overload_level for s in scores} == {level}
+    assert trackers["front"].calls == pipe.stats["samples_detected"]
+    assert pipe.stats["samples_detected"] <= 4 * detected_per_window + 1  # + the stream's first sample
+    assert all(s.visible == {"front": 8, "side": 8} for s in scores[1:])  # boxes interpolated or held
+
+
+def test_the_last_step_scores_every_other_window():
+    pipe, scores, _trackers, engine = _run(3)
+    assert [(s.valid, s.reason_code) for s in scores] == [(False, "patient_missing"), (False, "shed"), (True, None),
+                                                          (False, "shed")]
+    assert "overloaded (level 3" in scores[1].reason and len(engine.clips) == 1
+    assert pipe.stats["windows_shed"] == 2
+    wire = decode(encode_window(scores[1]))
+    assert wire.overload_level == 3 and wire.reason_code == "shed"
