@@ -69,3 +69,52 @@ def test_the_last_step_scores_every_other_window():
     assert pipe.stats["windows_shed"] == 2
     wire = decode(encode_window(scores[1]))
     assert wire.overload_level == 3 and wire.reason_code == "shed"
+
+
+class _VirtualClock:
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+
+class _SlowDetector(PerViewDetector):
+    """Each detector call costs ``cost_ns`` of virtual time (a machine far too slow for the default settings)."""
+
+    def __init__(self, trackers, clock: _VirtualClock, cost_ns: int) -> None:
+        super().__init__(trackers)
+        self.clock, self.cost_ns = clock, cost_ns
+
+    def track(self, images, *, full_size=False):
+        self.clock.now_ns += self.cost_ns * (2 if full_size else 1)  # full size: one call per view
+        return super().track(images, full_size=full_size)
+
+
+def _live_run(enabled: bool, seconds: int = 20, cost_ms: int = 300):
+    """Frames arrive at their capture times; the pipeline takes them one by one when it is free (virtual time)."""
+    clock = _VirtualClock()
+    cfg = InferenceConfig(overload=OverloadConfig(enabled=enabled))
+    front, side = _frames("front", 25 * seconds + 1), _frames("side", 25 * seconds + 1)
+    for f in front + side:
+        f.image[0, 1] = f.seq % 100  # the box slides 25 px and back (MovingTracker)
+    trackers = {"front": MovingTracker(), "side": MovingTracker()}
+    pipe = InferencePipeline(cfg, detector=_SlowDetector(trackers, clock, cost_ms * 1_000_000),
+                             engine=FakeEngine(), clock_ns=lambda: clock.now_ns)
+    scores, lags_s = [], []
+    for frame in sorted(front + side, key=lambda f: (f.capture_mono_ns, f.view)):
+        clock.now_ns = max(clock.now_ns, frame.capture_mono_ns)
+        for score in pipe.push(frame, received_ns=clock.now_ns):
+            scores.append(pipe.stamp_latency(score))
+            lags_s.append(score.timings_ms["receive"] / 1e3)
+    return pipe, scores, lags_s
+
+
+def test_a_detector_too_slow_for_real_time_sheds_load_and_stays_current():
+    """300 ms per detector call: 1.2 s of work per second of video as configured. Without shedding the lag grows
+    until every window is stale; with it the pipeline steps down, the lag stays under one window and most
+    windows are scored."""
+    _pipe, scores, lags = _live_run(enabled=False)
+    assert sum(s.valid for s in scores[5:]) == 0 and min(lags[5:]) > 1.5  # behind: every window stale
+    pipe, scores, lags = _live_run(enabled=True)
+    assert pipe.overload.stats["overload_level_max"] >= 1
+    late = scores[5:]  # once the governor has settled
+    assert sum(s.valid for s in late) >= 0.8 * len(late)
+    assert max(lags[5:]) < 1.0 and max(s.latency_ms for s in late) < 1500
