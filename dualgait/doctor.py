@@ -155,12 +155,19 @@ def _engines(d: Doctor) -> None:
                                      "providers")
     d.facts["tensorrt"] = _engine(d, "TensorRT", "tensorrt", lambda trt: [], "", absent="NVIDIA's index only")
     if d.cfg is not None:
-        m = d.cfg.inference.model
+        from inference.engines.auto import resolve_engine
+
+        try:
+            m, choice = resolve_engine(d.cfg.inference.model)  # what "auto" picks here, as the processes will
+        except ValueError as exc:  # an auto choice that does not fit an explicit part
+            d.add("Engines", "pipeline uses", False, f"no engine fits the config: {exc}")
+            d.missing.append("an engine for inference.model (see Engines)")
+            return
         lacks = [what for what, bad in (("CUDA", m.device == "cuda" and not cuda),
                                         (m.engine, m.engine != "torch" and not d.facts[m.engine])) if bad]
-        d.add("Engines", "pipeline uses", not lacks, f"{m.engine} on {m.device}, {m.precision}"
+        d.add("Engines", "pipeline uses", not lacks, choice
               + (f" (but {' and '.join(lacks)} not available)" if lacks else ""),
-              {"engine": m.engine, "device": m.device, "precision": m.precision})
+              {"engine": m.engine, "device": m.device, "precision": m.precision, "choice": choice})
         d.missing += [f"{what} for inference.model (see Engines)" for what in lacks]
 
 

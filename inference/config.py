@@ -177,7 +177,7 @@ class ModelConfig:
                        [p for d in ENGINE_PRECISIONS.values() for p in d.values()])
             if not any(self.precision in group for group in allowed):
                 where = f"engine {self.engine}" + ("" if self.device == "auto" else f" on {self.device}")
-                runs = sorted({p for group in allowed for p in group})
+                runs = list(dict.fromkeys(p for group in allowed for p in group))
                 raise ValueError(f"{where} runs {', '.join(runs)}, not {self.precision}")
         if not 1 <= self.max_batch <= 256:
             raise ValueError("max_batch must be in 1..256")

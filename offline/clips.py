@@ -88,7 +88,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
         for src in sources.values():
             src.close()
         torch.set_num_threads(threads)
-    log.debug("collected %d windows from %s + %s", len(collector.clips), front, side)
+    log.debug("collected %d windows from the recording", len(collector.clips))  # no file names: they may name people
     return collector.clips[:max_windows]
 
 
@@ -121,12 +121,13 @@ def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: i
         return  # cached
     except EngineError:  # no int8 artifact for these weights yet: calibrate below
         pass
-    log.info("building the int8 model once: calibration on %d windows of %s + %s, cached in %s", windows, front, side,
+    # no file names in the log: recordings are often named after the patient
+    log.info("building the int8 model once: calibration on %d windows of the recording, cached in %s", windows,
              mcfg.cache_dir)
     t0 = time.perf_counter()
     calibration = recording_windows(cfg, front, side, max_windows=windows, views=loaded.model.views,
                                     progress="int8 calibration: crops")
     if not calibration:
-        raise EngineError(f"int8 calibration found no valid window in {front} + {side}")
+        raise EngineError("int8 calibration found no valid window (patient seen in both views) in the recording")
     build_engine(loaded, mcfg, calibration=calibration)
     log.info("int8 model built in %.1f s", time.perf_counter() - t0)

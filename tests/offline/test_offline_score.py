@@ -68,20 +68,27 @@ def test_naive_baseline_runs_yolo_on_every_frame(short_pair) -> None:
 
 
 def test_bench_e2e_writes_json_and_markdown_with_every_stage(short_pair, tmp_path: Path) -> None:
-    """Both modes and both baselines, briefly: the report holds percentiles per stage and the targets."""
+    """Both modes, the 'before' arms and both baselines, briefly: the report holds percentiles per stage, the
+    peak RSS of every process and the targets."""
     out = tmp_path / "e2e.json"
     args = ["bench", "e2e", "--output", str(out), "--front", short_pair[0], "--side", short_pair[1],
             "--duration-s", "5", "--baseline-duration-s", "3", "--offline-passes", "1", *SMALL]
     assert main(args) == 0
     report = json.loads(out.read_text())
     results = report["results"]
-    assert set(results) == {"offline", "naive_offline", "realtime", "naive_realtime"}
+    assert set(results) == {"offline", "offline_before", "naive_offline", "realtime", "realtime_before",
+                            "naive_realtime"}
     assert results["offline"]["windows"] == 3 and results["naive_offline"]["windows"] == 3
+    assert results["offline_before"]["windows"] == 3 and "torch-cpu-bf16" in results["offline_before"]["model"]
     rt = results["realtime"]
     assert rt["pipeline_exit"] == 0 and rt["windows"] >= 3
+    assert set(rt["peak_rss_mb"]) == {"capture-front", "capture-side", "inference", "aggregator"}
+    assert all(mb > 20 for mb in rt["peak_rss_mb"].values())
+    assert results["realtime_before"]["pipeline_exit"] == 0
     assert set(rt["stages_ms"]) == {"receive", "pair", "detect", "crop", "wait", "model", "publish"}
     assert rt["latency_ms"]["p95"] > 0 and rt["stages_ms"]["detect"]["p50"] > 0
-    assert set(report["targets"]) == {"realtime_p95_latency_ms", "realtime_keeps_up", "offline_vs_naive"}
+    assert set(report["targets"]) == {"realtime_p95_latency_ms", "realtime_keeps_up", "realtime_receive_lag_p99_ms",
+                                      "offline_speed_x_real_time", "offline_vs_naive"}
     md = out.with_suffix(".md").read_text()
     assert "| end to end |" in md and "naive baseline" in md and report["meta"]["machine"]["cores_available"] >= 1
 
