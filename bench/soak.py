@@ -71,7 +71,10 @@ def pipeline_children(parent_pid: int | None = None) -> dict[str, int]:
             except (FileNotFoundError, ProcessLookupError):
                 continue
             if "capture" in args and "--view" in args:
-                out[f"capture-{args[args.index('--view') + 1]}"] = pid
+                role, n = f"capture-{args[args.index('--view') + 1]}", 2
+                while role in out:  # several walkways: capture-front, capture-front-2, ...
+                    role, n = f"capture-{args[args.index('--view') + 1]}-{n}", n + 1
+                out[role] = pid
             elif "infer" in args:
                 out["inference"] = pid
             elif "aggregate" in args:

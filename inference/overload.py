@@ -7,10 +7,14 @@ Live mode only (lossless replay is paced by inference and never sheds). Two mech
   fell behind skips the backlog and goes on with the newest frames instead of working through seconds of frames
   whose windows would be stale anyway. The windows over the skipped time come out invalid (``too_few_frames``),
   the next ones are current.
-- **degrade in steps** (:meth:`OverloadGovernor.observe`, once per window): a window whose receive lag (capture
-  of its last frame -> receipt) stays above ``degrade_lag_s`` for ``degrade_windows`` windows in a row moves one
-  step down; below ``recover_lag_s`` for ``recover_windows`` windows in a row, one step back up. Each change is
-  logged, counted, and carried on every window score (``overload_level``: live view, metrics).
+- **degrade in steps** (:meth:`OverloadGovernor.observe`, once per window): a window that lags (receive lag,
+  capture of its last frame -> receipt, above ``degrade_lag_s``; frames dropped since the last window; or a busy
+  fraction, its detector + crop + model time over the window stride, above ``degrade_busy``) for
+  ``degrade_windows`` windows in a row moves one step down; calm windows (lag below ``recover_lag_s`` and busy
+  below ``recover_busy``, so that the step back up still fits) for ``recover_windows`` in a row, one step back
+  up. The busy fraction keeps the governor from stepping back into the overload the step got it out of (the
+  lag alone looks fine once the backlog is dropped). Each change is logged, counted, and carried on every window
+  score (``overload_level``: live view, metrics).
 
 =====  ==================================================================================================
 level  what runs
@@ -52,6 +56,8 @@ class OverloadConfig:
     degrade_windows: int = 2
     recover_lag_s: float = 0.15  # below this, recover_windows in a row: one step back up
     recover_windows: int = 4
+    degrade_busy: float = 0.9  # a window's work (detect + crop + model) over its stride above this: lagging
+    recover_busy: float = 0.5  # calm only below this (one step up adds up to about as much work again)
     max_level: int = 3
 
     def __post_init__(self) -> None:
@@ -59,6 +65,8 @@ class OverloadConfig:
             raise ValueError("drop_after_s and degrade_lag_s must be > 0, recover_lag_s >= 0")
         if self.recover_lag_s >= self.degrade_lag_s:
             raise ValueError("recover_lag_s must be below degrade_lag_s")
+        if not 0 < self.recover_busy < self.degrade_busy:
+            raise ValueError("busy fractions: 0 < recover_busy < degrade_busy")
         if self.degrade_windows < 1 or self.recover_windows < 1:
             raise ValueError("degrade_windows and recover_windows must be >= 1")
         if not 0 <= self.max_level < len(LEVELS):
@@ -94,13 +102,16 @@ class OverloadGovernor:
         level = self.level if level is None else level
         return f"level {level} ({LEVELS[level][2]})"
 
-    def observe(self, receive_lag_s: float) -> int | None:
-        """One window's receive lag; returns the new level when it changed."""
+    def observe(self, receive_lag_s: float, busy: float | None = None) -> int | None:
+        """One window's receive lag and busy fraction (its work over its stride; None: unknown); returns the new
+        level when it changed."""
         if not self.cfg.enabled:
             return None
         cfg = self.cfg
-        self._high = self._high + 1 if receive_lag_s > cfg.degrade_lag_s else 0
-        self._low = self._low + 1 if receive_lag_s < cfg.recover_lag_s else 0
+        high = receive_lag_s > cfg.degrade_lag_s or (busy is not None and busy > cfg.degrade_busy)
+        low = receive_lag_s < cfg.recover_lag_s and (busy is None or busy < cfg.recover_busy)
+        self._high = self._high + 1 if high else 0
+        self._low = self._low + 1 if low else 0
         old = self.level
         if self._high >= cfg.degrade_windows and self.level < cfg.max_level:
             self.level += 1
@@ -113,6 +124,7 @@ class OverloadGovernor:
         self._high = self._low = 0
         self.stats["overload_level"] = self.level
         self.stats["overload_level_max"] = max(self.stats["overload_level_max"], self.level)
-        log.warning("walkway %s: overload %s, receive lag %.0f ms%s", self.walkway, self.describe(),
-                    receive_lag_s * 1e3, " (load dropped: stepping back)" if self.level < old else "")
+        log.warning("walkway %s: overload %s, receive lag %.0f ms, busy %s%s", self.walkway, self.describe(),
+                    receive_lag_s * 1e3, "?" if busy is None else f"{busy:.0%}",
+                    " (load dropped: stepping back)" if self.level < old else "")
         return self.level

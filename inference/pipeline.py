@@ -184,6 +184,7 @@ class InferencePipeline:
         self.walks = WalkMonitor(self.cfg.patient, VIEWS)
         self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
         self._seen: dict[str, bool] = dict.fromkeys(VIEWS, False)  # someone detected at the last detection
+        self._dropped_late = 0  # frames dropped at receive since the last window
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
             "frames_front": 0, "frames_side": 0, "samples": 0, "samples_missing": 0, "samples_skipped": 0,
@@ -215,6 +216,7 @@ class InferencePipeline:
         received_ns = self.clock_ns() if received_ns is None else received_ns
         if not self.overload.keep_frame(received_ns - frame.capture_mono_ns):
             self.stats[f"frames_dropped_late_{frame.view}"] += 1  # behind: skip to the newest frames
+            self._dropped_late += 1
             return
         self.frames.note(frame, received_ns)
         t0 = time.perf_counter()
@@ -372,9 +374,6 @@ class InferencePipeline:
         samples = [self.samples.get(k) for k in range(ready.first_sample, ready.first_sample + win.frames)]
         present = [s for s in samples if s is not None and s.missing is None]
         verdict = self._check_window(samples)
-        last = present[-1] if present else None
-        if last is not None and last.last_received_ns:
-            self.overload.observe(max(0, last.last_received_ns - last.last_capture_ns) / 1e9)
         level = self.overload.level
         if verdict is None and not self.overload.score_every_window and ready.window % 2:
             verdict = ("shed", f"not scored: inference is overloaded ({self.overload.describe()})")
@@ -400,6 +399,7 @@ class InferencePipeline:
         else:
             self.stats[f"invalid_{code}"] += 1
         timings = self._timings(pending, model_ms)
+        self._observe_load(pending, timings)
         self._model_end_ns = self.clock_ns()
         first = pending.first
         return WindowScore(
@@ -429,6 +429,17 @@ class InferencePipeline:
             walkway=self.walkway,
             overload_level=pending.overload_level,
         )
+
+    def _observe_load(self, pending: PendingWindow, timings: Mapping[str, float]) -> None:
+        """The overload governor's input, once per window: its receive lag and its work over the stride."""
+        last = pending.present[-1] if pending.present else None
+        lag_s = timings["receive"] / 1e3 if last is not None and last.last_received_ns else 0.0
+        if self._dropped_late:  # the frames that got through look fresh because the old ones were dropped:
+            lag_s = max(lag_s, self.cfg.overload.drop_after_s)  # a window that needed drops counts as lagging
+            self._dropped_late = 0
+        busy = (timings["detect"] + timings["crop"] + timings["model"]) / 1e3 / self.cfg.window.stride_s
+        if last is not None or lag_s:
+            self.overload.observe(lag_s, busy)
 
     def _timings(self, pending: PendingWindow, model_ms: float) -> dict[str, float]:
         """The window's stages in milliseconds up to the model (``publish`` is added by :meth:`stamp_latency`)."""
