@@ -52,3 +52,24 @@ def test_explicit_parts_that_do_not_fit_are_errors():
         ModelConfig(engine="tensorrt", precision="int8")
     with pytest.raises(ValueError, match="not int4"):
         ModelConfig(precision="int4")  # type: ignore[arg-type]
+
+
+def test_auto_without_a_calibrated_int8_model_runs_openvino_fp32(tmp_path, monkeypatch, caplog):
+    """`dualgait infer` alone on a fresh cache: auto picks int8, finds no calibration, warns and runs fp32; an
+    explicit int8 stays an error naming the fix."""
+    import logging
+
+    from inference.engines import auto
+    from inference.engines.base import EngineError
+    from inference.engines.factory import create_runner
+
+    monkeypatch.setattr(auto, "machine_facts", lambda: CPU_X86)
+    cfg = ModelConfig(variant="single_side", cache_dir=str(tmp_path))
+    with caplog.at_level(logging.INFO):
+        runner = create_runner(cfg, input_px=32, frames=8)
+    assert runner.engine.name == "openvino-fp32"
+    assert "model engine: openvino int8 on cpu (auto:" in caplog.text
+    assert "no int8 model calibrated for these weights yet" in caplog.text
+    with pytest.raises(EngineError, match="dualgait export --format openvino --precision int8"):
+        create_runner(ModelConfig(variant="single_side", cache_dir=str(tmp_path), precision="int8"),
+                      input_px=32, frames=8)
