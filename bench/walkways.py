@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import resource
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -211,7 +212,8 @@ def render(report: dict[str, Any]) -> str:
             f"{bat['detector_s_per_walkway_s']} | {one['model_s_per_walkway_s']} / {bat['model_s_per_walkway_s']} | "
             f"{bat['mean_burst_frames']} / {bat.get('mean_detect_batch')} / {bat.get('mean_model_batch')} | "
             f"{one['windows_valid']}/{one['windows']} / {bat['windows_valid']}/{bat['windows']} |")
-    lines += ["", f"Most walkways kept in real time (batched): {report['max_real_time_walkways']}. Batched against "
+    lines += ["", f"Most walkways kept in real time (batched): {report['max_real_time_walkways']}. Peak RSS of the "
+              f"process: {report.get('peak_rss_mb', '?')} MB. Batched against "
               "one at a time, per walkway count: " + ", ".join(
                   f"{r['walkways']}: {'same windows' if r['agreement']['same_windows'] else 'windows differ'}, max "
                   f"p_asd diff {r['agreement']['max_abs_p_asd_diff']:.2g}" for r in report["results"]) + "."]
@@ -259,7 +261,9 @@ def run_bench_walkways(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
                        "frames_per_walkway": len(frames)},
               "results": results,
               "max_real_time_walkways": max((r["walkways"] for r in results if r["batched"]["keeps_real_time"]),
-                                            default=0)}
+                                            default=0),
+              # the one process serving every walkway (this bench runs it in-process; no captures here)
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     write_report(args.output, report, render(report))
     return 0
 

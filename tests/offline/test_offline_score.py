@@ -102,6 +102,7 @@ def test_bench_walkways_compares_batched_with_one_at_a_time(short_pair, tmp_path
     report = json.loads(out.read_text())
     rows = report["results"]
     assert [r["walkways"] for r in rows] == [1, 2]
+    assert report["peak_rss_mb"] > 100  # the models are loaded in this process
     for row in rows:
         n, one, bat = row["walkways"], row["one_at_a_time"], row["batched"]
         assert one["windows"] == bat["windows"] == 2 * n  # 2.5 s: two windows per walkway
