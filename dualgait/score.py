@@ -50,11 +50,11 @@ def calibration_pair(cfg: DualgaitConfig, front: str | None = None, side: str | 
     shared front/side pair; None when there is neither."""
     from dualgait.config import load_config
 
-    for pair in ((front or cfg.capture.front, side or cfg.capture.side),
-                 (load_config(None).capture.front, load_config(None).capture.side)):
-        if all(Path(path).is_file() for path in pair):
-            return pair
-    return None
+    given = (front or cfg.capture.front, side or cfg.capture.side)
+    if all(Path(path).is_file() for path in given):
+        return given
+    shared = load_config(None).capture  # the defaults: the shared pair
+    return (shared.front, shared.side) if all(Path(p).is_file() for p in (shared.front, shared.side)) else None
 
 
 def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> None:

@@ -113,14 +113,11 @@ def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: i
     if not (mcfg.engine == "openvino" and mcfg.precision == "int8"):
         return
     from inference.engines.base import EngineError
-    from inference.engines.factory import build_engine, load_model
+    from inference.engines.factory import build_engine, int8_model_cached, load_model
 
     loaded = load_model(mcfg, input_px=cfg.inference.crop.input_px, frames=cfg.inference.window.frames)
-    try:
-        build_engine(loaded, mcfg)
-        return  # cached
-    except EngineError:  # no int8 artifact for these weights yet: calibrate below
-        pass
+    if int8_model_cached(loaded, mcfg):
+        return  # the processes compile it when they start: not here as well
     # no file names in the log: recordings are often named after the patient
     log.info("building the int8 model once: calibration on %d windows of the recording, cached in %s", windows,
              mcfg.cache_dir)

@@ -22,7 +22,7 @@ from inference.errors import ModelLoadError
 from inference.models.checkpoint import ModelSpec, load_checkpoint, state_fingerprint
 from inference.models.fusion import FusionModel
 
-__all__ = ["LoadedModel", "build_engine", "create_runner", "load_model", "onnx_artifact"]
+__all__ = ["LoadedModel", "build_engine", "create_runner", "int8_model_cached", "load_model", "onnx_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,29 @@ def load_model(cfg: ModelConfig, *, input_px: int, frames: int) -> LoadedModel:
     return LoadedModel(ckpt.model, spec, untrained=False, source=name, meta=ckpt.meta)
 
 
+def _onnx_key(loaded: LoadedModel, max_batch: int) -> dict[str, Any]:
+    return {"fingerprint": loaded.fingerprint(), "variant": loaded.spec.variant, "opset": ONNX_OPSET,
+            "torch": torch.__version__, "max_batch": max_batch, "input_px": loaded.spec.input_px,
+            "frames": loaded.spec.frames}
+
+
+def _int8_key(onnx_digest: str) -> dict[str, Any]:
+    import openvino as ov
+
+    return {"onnx": onnx_digest, "openvino": ov.get_version(), "precision": "int8"}
+
+
+def int8_model_cached(loaded: LoadedModel, cfg: ModelConfig) -> bool:
+    """Whether ``cfg``'s cache holds the int8 model of ``loaded`` (a look at the cache: nothing exported or
+    compiled)."""
+    cache = EngineCache(cfg.cache_dir)
+    onnx_digest = cache.digest(_onnx_key(loaded, cfg.max_batch))
+    return (cache.entry("openvino-int8", _int8_key(onnx_digest)) / "key.json").is_file()
+
+
 def onnx_artifact(loaded: LoadedModel, cache: EngineCache, *, max_batch: int) -> tuple[Path, str]:
     """The model's ONNX file from the cache, exporting it on a miss; returns ``(path, cache digest)``."""
-    key = {"fingerprint": loaded.fingerprint(), "variant": loaded.spec.variant, "opset": ONNX_OPSET,
-           "torch": torch.__version__, "max_batch": max_batch, "input_px": loaded.spec.input_px,
-           "frames": loaded.spec.frames}
+    key = _onnx_key(loaded, max_batch)
 
     def build(folder: Path) -> None:
         log.info("exporting %s to ONNX (first use of these weights; cached afterwards)", loaded.spec.variant)
@@ -83,9 +101,7 @@ def onnx_artifact(loaded: LoadedModel, cache: EngineCache, *, max_batch: int) ->
 
 def _int8_artifact(loaded: LoadedModel, cache: EngineCache, onnx_digest: str, onnx_path: Path,
                    calibration: Calibration | None) -> Path:
-    import openvino as ov
-
-    key = {"onnx": onnx_digest, "openvino": ov.get_version(), "precision": "int8"}
+    key = _int8_key(onnx_digest)
     if calibration is None and (cache.rebuild or not (cache.entry("openvino-int8", key) / "key.json").is_file()):
         raise EngineError("no int8 model for these weights yet: build it once with "
                           "`dualgait export --format openvino --precision int8` (it calibrates on a recording)")
