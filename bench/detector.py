@@ -26,8 +26,8 @@ import dataclasses
 import logging
 import resource
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 SETTINGS = ("per_frame", "tiled", "tiled_interval", "per_frame_interval")
+WALKER_FPS = 25.0
 
 
 def add_bench_detector_args(parser: argparse.ArgumentParser) -> None:
@@ -87,50 +88,37 @@ def interpolate(boxes: list[Box | None], *, frames_per_window: int) -> list[Box 
     return out
 
 
-def _video_samples(front: str, side: str, step_s: float) -> tuple[list[dict[str, np.ndarray]], float, float]:
-    """The pair's frames nearest each sample time (view -> (H, W, 3) BGR), its duration and fps."""
+Scene = tuple[list[dict[str, np.ndarray]], dict[str, list[Box | None]] | None]  # samples, true boxes per view
+T = TypeVar("T")
+
+
+def _at_sample_times(items: Iterable[T], fps: float, step_s: float) -> Iterator[T]:
+    """The camera frames (or anything per frame) at or just after each sample time, as the pipeline samples."""
+    next_t_s = 0.0
+    for index, item in enumerate(items):
+        if index / fps + 1e-9 >= next_t_s:
+            yield item
+            next_t_s += step_s
+
+
+def _video_fps(path: str) -> float:
     import cv2
 
-    caps = {view: cv2.VideoCapture(path) for view, path in (("front", front), ("side", side))}
-    fps = caps["front"].get(cv2.CAP_PROP_FPS) or 25.0
-    samples: list[dict[str, np.ndarray]] = []
-    index = 0
-    next_t_s = 0.0
+    cap = cv2.VideoCapture(path)
     try:
-        while True:
-            frames = {view: cap.read() for view, cap in caps.items()}
-            if not all(ok for ok, _ in frames.values()):
-                break
-            if index / fps + 1e-9 >= next_t_s:
-                samples.append({view: image for view, (_, image) in frames.items()})
-                next_t_s += step_s
-            index += 1
+        return cap.get(cv2.CAP_PROP_FPS) or 25.0
     finally:
-        for cap in caps.values():
-            cap.release()
-    if not samples:
-        raise ConfigError(f"no frames could be read from {front} and {side}")
-    return samples, index / fps, fps
+        cap.release()
 
 
-Scene = tuple[list[dict[str, np.ndarray]], dict[str, list[Box | None]] | None]  # samples, true boxes per view
-
-
-def _walker_scenes(n: int, *, seconds: float, seed: int, step_s: float) -> Iterator[tuple[str, Scene]]:
+def _rendered_walkers(n: int, *, seconds: float, seed: int
+                      ) -> Iterator[tuple[str, list[tuple[dict[str, np.ndarray], dict[str, Box | None]]]]]:
+    """Each synthetic walker's camera frames with the simulator's true boxes, rendered once."""
     from capture.synthetic import DEMO_WALK_SIZE_PX, render_frames, sample_subjects
 
-    fps = 25.0
     for spec in sample_subjects(n, seed=seed):
-        samples: list[dict[str, np.ndarray]] = []
-        truth: dict[str, list[Box | None]] = {}
-        next_t_s = 0.0
-        for i, images, boxes in render_frames(spec, size_px=DEMO_WALK_SIZE_PX, seconds=seconds, fps=fps):
-            if i / fps + 1e-9 >= next_t_s:
-                samples.append(dict(images))
-                for view, box in boxes.items():
-                    truth.setdefault(view, []).append(box)
-                next_t_s += step_s
-        yield spec.participant_id, (samples, truth)
+        yield spec.participant_id, [(dict(images), dict(boxes)) for _, images, boxes in
+                                    render_frames(spec, size_px=DEMO_WALK_SIZE_PX, seconds=seconds, fps=WALKER_FPS)]
 
 
 def _iou_stats(pairs: list[tuple[Box, Box | None]]) -> dict[str, Any]:
@@ -205,14 +193,6 @@ def _pair_frames(front: str, side: str) -> Iterator[dict[str, np.ndarray]]:
     finally:
         for cap in caps.values():
             cap.release()
-
-
-def _walker_frames(n: int, *, seconds: float, seed: int) -> Iterator[Iterator[dict[str, np.ndarray]]]:
-    from capture.synthetic import DEMO_WALK_SIZE_PX, render_frames, sample_subjects
-
-    for spec in sample_subjects(n, seed=seed):
-        yield (dict(images) for _, images, _ in render_frames(spec, size_px=DEMO_WALK_SIZE_PX, seconds=seconds,
-                                                               fps=25.0))
 
 
 def _measure_scene(scene: Scene, models: dict[str, Any], *, min_height_frac: float,
@@ -334,22 +314,29 @@ def run_bench_detector(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     step_s = cfg.inference.window.step_s
     frames = cfg.inference.window.frames
     min_h = cfg.inference.patient.min_height_frac
-    pair_samples, pair_s, fps = _video_samples(front, side, step_s)
+    fps = _video_fps(front)
+    pair_samples = list(_at_sample_times(_pair_frames(front, side), fps, step_s))
+    if not pair_samples:
+        raise ConfigError(f"no frames could be read from {front} and {side}")
     log.info("shared pair: %d samples", len(pair_samples))
     pair = _measure_scene((pair_samples, None), models, min_height_frac=min_h, frames_per_window=frames)
-    walkers: dict[str, dict[str, Any]] = {}
-    for name, scene in _walker_scenes(args.walkers, seconds=args.walker_seconds, seed=args.seed, step_s=step_s):
-        log.info("walker %s: %d samples", name, len(scene[0]))
-        walkers[name] = _measure_scene(scene, models, min_height_frac=min_h, frames_per_window=frames)
-    scenes = [pair, *walkers.values()]
-    log.info("the pipeline as configured, over the same scenes")
+    del pair_samples
+    log.info("shared pair: the pipeline as configured")  # the pair again: too large to keep every frame in memory
     pipeline_pair = _pipeline_run(cfg, models["tiled"], _pair_frames(front, side), fps)
-    pipeline_walkers = [_pipeline_run(cfg, models["tiled"], frames, 25.0)
-                        for frames in _walker_frames(args.walkers, seconds=args.walker_seconds, seed=args.seed)]
+    walkers: dict[str, dict[str, Any]] = {}
+    pipeline_walkers = []
+    for name, rendered in _rendered_walkers(args.walkers, seconds=args.walker_seconds, seed=args.seed):
+        picked = list(_at_sample_times(rendered, WALKER_FPS, step_s))
+        log.info("walker %s: %d samples", name, len(picked))
+        truth = {view: [boxes[view] for _, boxes in picked] for view in picked[0][1]}
+        scene = ([images for images, _ in picked], truth)
+        walkers[name] = _measure_scene(scene, models, min_height_frac=min_h, frames_per_window=frames)
+        pipeline_walkers.append(_pipeline_run(cfg, models["tiled"], (images for images, _ in rendered), WALKER_FPS))
+    scenes = [pair, *walkers.values()]
     report: dict[str, Any] = {
         "meta": {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
                  "config": args.config or "defaults", "overrides": args.overrides, "weights": det.weights,
-                 "imgsz_px": det.imgsz_px, "front": front, "side": side, "pair_seconds": pair_s,
+                 "imgsz_px": det.imgsz_px, "front": front, "side": side, "pair_seconds": pipeline_pair["seconds"],
                  "walkers": args.walkers, "walker_seconds": args.walker_seconds, "samples_per_s": 1 / step_s},
         "cost": _cost(scenes, samples_per_s=1 / step_s, camera_fps=fps, views=2),
         "iou": {s: {"pair": pair["iou"][s], "walkers": _pooled(list(walkers.values()), s) if walkers else None}
