@@ -9,7 +9,7 @@ from inference.config import DetectorConfig, InferenceConfig
 from inference.detector import PerViewDetector
 from inference.overload import LEVELS, OverloadConfig, OverloadGovernor
 from inference.pipeline import InferencePipeline
-from tests.inference.test_pipeline import FakeEngine, MovingTracker, _frames
+from tests.inference.test_pipeline import FakeEngine, MovingTracker, _frames, _push_pairs
 
 
 def test_steps_down_after_lagging_windows_and_back_up_when_the_load_drops():
@@ -43,11 +43,7 @@ def _run(level: int, windows: int = 4):
     engine = FakeEngine()
     pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=engine)
     pipe.overload.level = level  # as if the governor had stepped down (its rules: the tests above)
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        scores += pipe.push(f, received_ns=f.capture_mono_ns)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns)
-    return pipe, scores, trackers, engine
+    return pipe, _push_pairs(pipe, front, side), trackers, engine
 
 
 @pytest.mark.parametrize(("level", "detected_per_window"), [(1, 2), (2, 1)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -65,6 +66,16 @@ def _every_sample(**kwargs) -> InferenceConfig:
     return InferenceConfig(detector=DetectorConfig(interval_samples=0), **kwargs)
 
 
+def _push_pairs(pipe: InferencePipeline, front: list[Frame], side: list[Frame],
+                delay_ns: Callable[[int], int] = lambda seq: 0) -> list:
+    """Push front and side frame by frame, each received ``delay_ns(seq)`` after its capture; the scores out."""
+    scores = []
+    for f, s in zip(front, side, strict=True):
+        scores += pipe.push(f, received_ns=f.capture_mono_ns + delay_ns(f.seq))
+        scores += pipe.push(s, received_ns=s.capture_mono_ns + delay_ns(s.seq))
+    return scores
+
+
 def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = None,
          engine: FakeEngine | None = None):
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
@@ -72,11 +83,7 @@ def _run(front: list[Frame], side: list[Frame], cfg: InferenceConfig | None = No
     clock = iter(range(10**12, 10**13, 1_000_000))
     pipe = InferencePipeline(cfg or _every_sample(), detector=PerViewDetector(trackers), engine=engine,
                              clock_ns=lambda: next(clock))
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        scores += pipe.push(f, received_ns=f.capture_mono_ns + 1_000_000)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns + 1_000_000)
-    return pipe, scores, trackers, engine
+    return pipe, _push_pairs(pipe, front, side, lambda seq: 1_000_000), trackers, engine
 
 
 def test_full_windows_are_scored_from_eight_crops_per_view() -> None:
@@ -207,11 +214,7 @@ def test_frames_that_arrive_too_late_are_stale_and_never_scored() -> None:
     cfg = _every_sample()
     cfg.overload.enabled = False
     pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=FakeEngine())
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        late = 3_000_000_000 if 25 <= f.seq < 50 else 0
-        scores += pipe.push(f, received_ns=f.capture_mono_ns + late)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns + late)
+    scores = _push_pairs(pipe, front, side, lambda seq: 3_000_000_000 if 25 <= seq < 50 else 0)
     assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "stale"), (True, None)]
     assert "arrived 3000 ms after capture (limit 2 s)" in scores[1].reason
     assert pipe.stats["frames_stale_front"] == pipe.stats["frames_stale_side"] == 25
@@ -293,10 +296,7 @@ def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest(
         set_patient(sample, view, patient)
 
     pipe._set_patient = spy
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        scores += pipe.push(f, received_ns=f.capture_mono_ns)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns)
+    scores = _push_pairs(pipe, front, side)
     assert [s.valid for s in scores] == [True, True, True]
     assert trackers["front"].calls == pipe.stats["samples_detected"]
     assert pipe.stats["samples"] // 2 < pipe.stats["samples_detected"] <= pipe.stats["samples"] // 2 + 6
@@ -338,10 +338,7 @@ def test_the_detector_runs_full_size_on_every_sample_until_both_views_are_locked
         f.image[0, 1] = f.seq
     detector = SizeRecorder({"front": MovingTracker(), "side": MovingTracker()})
     pipe = InferencePipeline(InferenceConfig(), detector=detector, engine=FakeEngine())
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        scores += pipe.push(f, received_ns=f.capture_mono_ns)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns)
+    scores = _push_pairs(pipe, front, side)
     assert [s.valid for s in scores] == [True, True, True]
     sizes = detector.full_size
     assert sizes[0] is False  # nobody seen yet: the cheap detection of an empty walkway
@@ -357,11 +354,7 @@ def test_frames_too_old_to_use_are_dropped_at_receive_and_the_next_window_is_cur
     front, side = _frames("front", 76), _frames("side", 76)
     trackers = {"front": FakeTracker(), "side": FakeTracker()}
     pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
-    scores = []
-    for f, s in zip(front, side, strict=True):
-        late = 1_000_000_000 if 25 <= f.seq < 50 else 0
-        scores += pipe.push(f, received_ns=f.capture_mono_ns + late)
-        scores += pipe.push(s, received_ns=s.capture_mono_ns + late)
+    scores = _push_pairs(pipe, front, side, lambda seq: 1_000_000_000 if 25 <= seq < 50 else 0)
     assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "too_few_frames"), (True, None)]
     assert pipe.stats["frames_dropped_late_front"] == pipe.stats["frames_dropped_late_side"] == 25
     assert pipe.stats["frames_stale_front"] == 0  # dropped before they were booked
