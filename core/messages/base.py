@@ -7,8 +7,9 @@ import math
 import re
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 6  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
-#                       5: walkway on window, eos, camera_state, heartbeat and preview; 6: window duration_s, stride_s
+PROTOCOL_VERSION = 7  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
+#                       5: walkway on window, eos, camera_state, heartbeat and preview; 6: window duration_s, stride_s;
+#                       7: reason codes truncated_body, identity_changed
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -24,7 +25,10 @@ Encoding = Literal["raw", "jpeg"]
 #   patient_missing  the locked patient is not found in both views in enough samples
 #   views_disagree   the two views do not see the same walk (timing or motion, inference.patient)
 #   shed             not scored: inference was overloaded and scored every other window (inference.overload)
-REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree", "shed")
+#   truncated_body   the patient's box touches the frame's edge (head or feet outside) in too many samples
+#   identity_changed the locked track's appearance jumped between samples: the tracker swapped people
+REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree", "shed",
+                                 "truncated_body", "identity_changed")
 
 # One inference process may serve several walkways (front/side camera pairs); messages that concern one say which.
 # The walkway of a single-walkway setup is DEFAULT_WALKWAY.

@@ -35,7 +35,7 @@ def _state_parts(**changes: Any) -> list[bytes]:
 def test_protocol_version_is_6():
     """Camera state and heartbeat messages came with version 3, window reason codes with 4, walkways with 5,
     window duration and stride with 6."""
-    assert PROTOCOL_VERSION == 6
+    assert PROTOCOL_VERSION == 7
 
 
 def test_camera_state_round_trip():
