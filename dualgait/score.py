@@ -11,9 +11,14 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.configtools import with_overrides
 from dualgait.config import DualgaitConfig
+
+if TYPE_CHECKING:
+    from aggregator.scoring import ScoreAggregator
+    from offline.score import OfflineResult
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +65,10 @@ def calibration_pair(cfg: DualgaitConfig, front: str | None = None, side: str | 
 def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> None:
     """Before anything runs: the int8 model that ``engine: auto`` (or the config) asks for, calibrated once on
     :func:`calibration_pair`'s crops with a progress bar and cached; nothing for any other engine. Under auto a
-    calibration that cannot be made is a warning (the processes then run OpenVINO fp32); when the config asks
-    for int8 it is an error."""
+    calibration that cannot be made is a warning (the processes then run OpenVINO fp32), also when the recording
+    stops decoding before enough windows (a truncated file: scoring reports it); when the config asks for int8
+    it is an error."""
+    from capture.sources import SourceError
     from inference.engines.base import EngineError
     from offline.clips import ensure_int8_engine
 
@@ -71,17 +78,21 @@ def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | No
             raise EngineError("no recording to calibrate the int8 model on (give capture.front/side files, or "
                               "the shared assets)")
         ensure_int8_engine(cfg, *pair)
-    except EngineError as exc:
+    except (EngineError, SourceError) as exc:
         if cfg.inference.model.precision != "auto":
             raise
-        log.warning("int8 calibration not possible: %s; the model runs in fp32", exc)
+        # no file names in the log (a SourceError names the file): recordings are often named after the patient
+        problem = "the recording stopped decoding before enough windows" if isinstance(exc, SourceError) else exc
+        log.warning("int8 calibration not possible: %s; the model runs in fp32", problem)
 
 
 def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
-    from aggregator.scoring import ScoreAggregator, summary_lines
+    """Score the pair and write the output; a file that stops decoding mid-stream still gets the windows scored
+    before it written (``summary.json`` with its ``error``), then the error is raised (one line, exit 2)."""
+    from aggregator.scoring import ScoreAggregator
     from dualgait.preflight import check_assets
     from inference.process import build_pipeline
-    from offline.score import ReplayClock, score_pair
+    from offline.score import ReplayClock, ScoringStopped, score_pair
 
     check_assets({"front video": args.front, "side video": args.side}, cfg.inference.detector.weights)
     from capture.sources import FileSource
@@ -93,8 +104,7 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     clock = ReplayClock()
     pipeline = build_pipeline(cfg, clock_ns=clock)
     aggregator = ScoreAggregator()
-    out_dir = Path(args.output) if args.output else None
-    records = []
+    records: list[dict[str, Any]] = []
 
     def on_score(score) -> None:
         record, line = aggregator.update(score)
@@ -102,17 +112,38 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
         if not args.quiet:
             print(line, flush=True)
 
-    result = score_pair(pipeline, args.front, args.side, on_score=on_score, clock=clock)
+    try:
+        result = score_pair(pipeline, args.front, args.side, on_score=on_score, clock=clock)
+    except ScoringStopped as stopped:
+        _report(args, aggregator, records, stopped.result)
+        raise
+    _report(args, aggregator, records, result)
+    return 0
+
+
+def _report(args: argparse.Namespace, aggregator: ScoreAggregator, records: list[dict[str, Any]],
+            result: OfflineResult) -> None:
+    """Print the summary and write ``windows.jsonl`` + ``summary.json`` to ``--output`` (when given)."""
+    from aggregator.scoring import summary_lines
+
     summary = aggregator.finish(result.eos)
     summary["offline"] = {"frames": result.frames, "recording_s": round(result.recording_s, 3),
                           "wall_s": round(result.wall_s, 3), "speed_x_real_time": round(result.speed, 2)}
+    if result.error is not None:
+        summary["error"] = result.error
     for line in summary_lines(summary):
         print(line, flush=True)
+    before = " before a decoding error" if result.error is not None else ""
     print(f"scored {result.recording_s:.1f} s of recording in {result.wall_s:.1f} s "
-          f"({result.speed:.1f}x real time)", flush=True)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "windows.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in records)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return 0
+          f"({result.speed:.1f}x real time){before}", flush=True)
+    if args.output:
+        _write_output(Path(args.output), records, summary)
+        if result.error is not None:
+            print(f"wrote the {len(records)} windows scored before the error to {args.output}", flush=True)
+
+
+def _write_output(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "windows.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from capture.sources import SourceError
 from core.messages import VIEWS, EndOfStream, Frame, WindowScore
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class ReplayClock:
 
 
 def _decode(path: str, view: str, out: queue.Queue, stop: threading.Event) -> None:
-    from capture.sources import FileSource, SourceError
+    from capture.sources import FileSource
 
     try:
         source = FileSource(path)
@@ -103,6 +104,7 @@ class OfflineResult:
     frames: int = 0
     wall_s: float = 0.0
     recording_s: float = 0.0
+    error: str | None = None  # the decoding error that ended the recording early (one line)
 
     @property
     def speed(self) -> float:
@@ -110,23 +112,53 @@ class OfflineResult:
         return self.recording_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
+class ScoringStopped(SourceError):
+    """A file stopped decoding mid-stream: the one-line error, with what was scored before it in ``result``
+    (its ``eos`` taken, its ``error`` set). A :class:`SourceError`, so it is reported like any other."""
+
+    def __init__(self, error: SourceError, result: OfflineResult) -> None:
+        super().__init__(str(error))
+        self.result = result
+
+
 def score_pair(pipeline, front: str, side: str, *, on_score: Callable[[WindowScore], None] | None = None,
                clock: ReplayClock | None = None) -> OfflineResult:
-    """Run ``pipeline`` (built with ``clock_ns=clock``) over the pair; ``on_score`` sees each score."""
+    """Run ``pipeline`` (built with ``clock_ns=clock``) over the pair; ``on_score`` sees each score.
+
+    A decoding error (truncated or corrupt file) still ends the pipeline, with the error as the reason, and
+    raises :class:`ScoringStopped` holding the windows scored before it.
+    """
     result = OfflineResult()
     clock = clock or ReplayClock()
     t0 = time.perf_counter()
+    try:
+        _score_frames(pipeline, decoded_pair(front, side), result, clock, on_score)
+    except SourceError as exc:
+        result.error = str(exc)
+        _end(pipeline, result, t0, f"decoding error: {exc}")
+        log.debug("scoring stopped by a decoding error after %d frames, %d windows", result.frames,
+                  len(result.scores))
+        raise ScoringStopped(exc, result) from exc
+    _end(pipeline, result, t0, "end of recording")
+    return result
+
+
+def _score_frames(pipeline, frames: Iterator[Frame], result: OfflineResult, clock: ReplayClock,
+                  on_score: Callable[[WindowScore], None] | None) -> None:
+    """Push every frame through the pipeline, keeping the scores (and counts) in ``result`` as they come."""
     last_ns = 0
-    for frame in decoded_pair(front, side):
+    for frame in frames:
         clock.mark(frame.capture_mono_ns)
         last_ns = max(last_ns, frame.capture_mono_ns)
         result.frames += 1
+        result.recording_s = last_ns / 1e9
         for score in pipeline.push(frame, received_ns=frame.capture_mono_ns):
             pipeline.stamp_latency(score)
             result.scores.append(score)
             if on_score is not None:
                 on_score(score)
-    result.eos = pipeline.end("end of recording")
+
+
+def _end(pipeline, result: OfflineResult, t0: float, reason: str) -> None:
+    result.eos = pipeline.end(reason)
     result.wall_s = time.perf_counter() - t0
-    result.recording_s = last_ns / 1e9
-    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -129,6 +130,30 @@ def test_score_truncated_video(assets: Path, tmp_path: Path, capsys: pytest.Capt
                        "--set", f"inference.model.weights={ckpt}", *TINY_MODEL)
     assert re.fullmatch(r"dualgait score: error: video is truncated or corrupt: decoding stopped after frame \d+ "
                         rf"of 380 \(\d+\.\d of 15\.2 s\): {re.escape(str(cut))}", line), line
+
+
+def test_score_truncated_video_keeps_the_windows_scored_before_the_cut(assets: Path, tmp_path: Path) -> None:
+    """Issue 20: the real command on a recording cut mid-stream. walk_front.mp4 has its index (moov) at the start,
+    so its first 30 % of bytes still open and decode 119 of the 380 frames the index declares (4.8 s), then the
+    file source raises. The 5 windows scored before that are written, summary.json records the error, and the
+    error is still one line with exit code 2. A tiny torch model: no int8 calibration or ONNX export here."""
+    cut = _cut(assets / "videos" / "walk_front.mp4", tmp_path / "front.mp4", 0.3)
+    out = tmp_path / "scored"
+    result = run_cli("score", str(cut), str(assets / "videos" / "walk_side.mp4"), "--untrained",
+                     "--output", str(out), "--set", "inference.model.engine=torch", *TINY_MODEL)
+    line = one_line_error(result, "video is truncated or corrupt: decoding stopped after frame 119 of 380 "
+                                  "(4.8 of 15.2 s)", str(cut))
+    message = line.split("dualgait score: error: ", 1)[1]
+    records = [json.loads(r) for r in (out / "windows.jsonl").read_text().splitlines()]
+    assert [r["window"] for r in records] == [0, 1, 2, 3, 4]
+    assert result.stdout.count("\nwindow ") + result.stdout.startswith("window ") == len(records)
+    assert "scored 4.7 s of recording" in result.stdout and "before a decoding error" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["error"] == message
+    assert summary["end_reason"] == f"decoding error: {message}"
+    assert summary["windows"] == 5 and summary["valid_windows"] == sum(r["valid"] for r in records)
+    assert 119 <= summary["offline"]["frames"] < 2 * 119 + 20  # the front's 119 and the side's up to the cut
+    assert summary["offline"]["recording_s"] == pytest.approx(4.72, abs=0.05)
 
 
 @pytest.mark.parametrize("fraction", [0.5, 64 / 1_250_000])

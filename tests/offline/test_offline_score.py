@@ -48,6 +48,7 @@ def test_score_command_prints_and_writes_the_live_output(short_pair, tmp_path: P
     summary = json.loads((out / "summary.json").read_text())
     assert summary["offline"]["frames"] == 150 and summary["offline"]["speed_x_real_time"] > 0
     assert summary["valid_windows"] == sum(r["valid"] for r in records)
+    assert summary["end_reason"] == "end of recording" and "error" not in summary
 
 
 def test_score_command_missing_video_is_one_line(tmp_path: Path, short_pair, capsys) -> None:
@@ -129,3 +130,30 @@ def test_bench_e2e_realtime_with_two_walkways_reports_each(short_pair, tmp_path:
     assert set(rt["per_walkway"]) == {"main", "w1"}
     assert all(w["windows"] >= 2 for w in rt["per_walkway"].values())
     assert sum(w["windows"] for w in rt["per_walkway"].values()) == rt["windows"]
+
+
+@pytest.mark.parametrize("precision", ["auto", "int8"])
+def test_int8_calibration_on_a_truncated_recording(monkeypatch, caplog, tmp_path: Path, precision: str) -> None:
+    """A recording that stops decoding before the calibration's windows: under auto a warning without the file
+    name (scoring then reports the file), for an explicit int8 the error."""
+    import offline.clips
+    from capture.sources import SourceError
+    from dualgait.config import load_config
+    from dualgait.score import prepare_engine
+
+    def truncated(*_args, **_kwargs) -> None:
+        raise SourceError("video is truncated or corrupt: decoding stopped after frame 3 of 380: /x/patient.mp4")
+
+    monkeypatch.setattr(offline.clips, "ensure_int8_engine", truncated)
+    cfg = load_config(None, [f"inference.model.precision={precision}"])
+    pair = [tmp_path / "front.mp4", tmp_path / "side.mp4"]
+    for path in pair:
+        path.write_bytes(b"")  # calibration_pair only looks for the files
+    if precision == "int8":
+        with pytest.raises(SourceError, match="truncated"):
+            prepare_engine(cfg, *map(str, pair))
+        return
+    with caplog.at_level("WARNING", logger="dualgait.score"):
+        prepare_engine(cfg, *map(str, pair))
+    assert [r.getMessage() for r in caplog.records] == [
+        "int8 calibration not possible: the recording stopped decoding before enough windows; the model runs in fp32"]
