@@ -51,12 +51,32 @@ class PatientConfig:
     walkway_front: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])
     walkway_side: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])
     min_height_frac: float = 0.1  # box height / frame height
+    # regions where nobody is the patient (a mirror, a doorway, a poster), frame fractions [[x0, y0, x1, y1], ...]:
+    # a person whose box centre lies inside one is never locked
+    exclude_front: list[list[float]] = field(default_factory=list)
+    exclude_side: list[list[float]] = field(default_factory=list)
+    # a box within this fraction of the frame's size of its top, left or right edge is cut off (head or body
+    # outside); at the bottom edge only when it is also squat (box height / width < min_body_aspect: legs cut)
+    edge_margin_frac: float = 0.01
+    min_body_aspect: float = 1.3
+    # a window whose patient is cut off in more than this fraction of its samples in a view is not scored
+    max_truncated_frac: float = 0.25
+    # in the first takeover_s of a lock, a person whose evidence (height x full body) beats the locked one's by
+    # takeover_ratio in takeover_samples samples running takes the lock (0: a lock is never taken over)
+    takeover_s: float = 3.0
+    takeover_ratio: float = 1.3
+    takeover_samples: int = 3
     require_motion: bool = True  # lock only a person who moves (not a standing member of staff)
     min_motion_per_s: float = 0.3  # thumbnail change + displacement in box heights, per second
     motion_window_s: float = 0.75
     lost_after_s: float = 1.0  # a locked patient unseen this long is released
     walk_gap_s: float = 3.0  # no patient in either view this long: the walk is over, trackers reset
     max_start_offset_s: float = 3.0  # the two views must lock their patient within this of each other
+    # identity continuity (inference.identity): the locked track's clothes colours at each detected sample are
+    # compared with its earlier sightings; a distance above identity_max_distance (0..1, Bhattacharyya) means the
+    # tracker handed the id to someone else: the window is invalid (identity_changed) and the lock re-decides
+    identity_check: bool = True
+    identity_max_distance: float = 0.35
 
     def __post_init__(self) -> None:
         for name in ("walkway_front", "walkway_side"):
@@ -65,15 +85,34 @@ class PatientConfig:
                 raise ValueError(f"{name} must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
         if not 0 <= self.min_height_frac < 1:
             raise ValueError("min_height_frac must be in [0, 1)")
+        for name in ("exclude_front", "exclude_side"):
+            for region in getattr(self, name):
+                if len(region) != 4 or not (0 <= region[0] < region[2] <= 1 and 0 <= region[1] < region[3] <= 1):
+                    raise ValueError(f"each {name} region must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and "
+                                     f"0 <= y0 < y1 <= 1, got {region}")
+        if not 0 <= self.edge_margin_frac < 0.5:
+            raise ValueError("edge_margin_frac must be in [0, 0.5)")
+        if not 0 <= self.max_truncated_frac <= 1:
+            raise ValueError("max_truncated_frac must be in [0, 1]")
+        if self.min_body_aspect < 0 or self.takeover_s < 0:
+            raise ValueError("min_body_aspect and takeover_s must be >= 0")
+        if self.takeover_ratio < 1 or self.takeover_samples < 1:
+            raise ValueError("takeover_ratio must be >= 1 and takeover_samples >= 1")
         for name in ("motion_window_s", "lost_after_s", "walk_gap_s", "max_start_offset_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.min_motion_per_s < 0:
             raise ValueError("min_motion_per_s must be >= 0")
+        if not 0 < self.identity_max_distance <= 1:
+            raise ValueError("identity_max_distance must be in (0, 1]")
 
     def walkway(self, view: str) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = self.walkway_front if view == "front" else self.walkway_side
         return (x0, y0, x1, y1)
+
+    def excluded(self, view: str) -> tuple[tuple[float, float, float, float], ...]:
+        regions = self.exclude_front if view == "front" else self.exclude_side
+        return tuple((r[0], r[1], r[2], r[3]) for r in regions)
 
 
 @dataclass(slots=True)

@@ -10,10 +10,18 @@ Per view (:class:`PatientLock`):
   Motion is measured on the person's own box, so it holds for a walk along the walkway, towards the
   camera, or on a treadmill: the change of a small grey thumbnail of the box between samples (limbs
   swing) plus the box's displacement in box heights;
-- the lock goes to the tallest eligible person that moves (any eligible person when ``require_motion``
-  is off) and then *stays* on that track while it is seen: a second person (staff, a reflection) never
-  takes it over, however large. A lock unseen for ``lost_after_s`` is released; the next lock may be a
-  new track id of the same patient after an occlusion.
+- *excluded*: a person whose box centre lies in one of the view's ``exclude_*`` regions (a mirror, a
+  doorway) is never locked;
+- *evidence*: the box's height as a fraction of the frame, halved when the body is cut off by the frame
+  (:func:`cut_off`: head or side outside, or legs cut at the bottom edge) — a full-body walker in the
+  walkway outweighs a reflection, a poster or someone half out of the picture;
+- the lock goes to the eligible moving person with the most evidence (any eligible person when
+  ``require_motion`` is off). In its first ``takeover_s`` a clearly better candidate (evidence
+  ``takeover_ratio`` times the locked one's in ``takeover_samples`` samples running) takes it over: the
+  reflection or the person filming who moved first does not keep the walk. After that the lock *stays*
+  on its track while it is seen: a second person (staff walking in) never takes it over, however large.
+  A lock unseen for ``lost_after_s`` is released; the next lock may be a new track id of the same
+  patient after an occlusion.
 
 Across views (:class:`WalkMonitor`): a walk starts with the first lock in either view and ends when no
 view has seen its patient for ``walk_gap_s``; the pipeline then resets the trackers (new track ids, no
@@ -51,6 +59,31 @@ def thumbnail(image: np.ndarray, box_xyxy: tuple[float, float, float, float]) ->
     return (small - small.mean()) / (small.std() + 8.0)  # +8: flat boxes do not amplify noise
 
 
+def cut_off(box_xyxy: tuple[float, float, float, float], frame_w_px: int, frame_h_px: int, *, margin_frac: float,
+            min_body_aspect: float) -> str | None:
+    """The frame edge that cuts a person's body off ("top", "left", "right", "bottom"), or None.
+
+    A box within ``margin_frac`` of the frame's top (head outside), left or right edge (part of the body
+    outside) is cut off. At the bottom edge the feet may just touch it (a side camera framed tightly), so
+    there only a squat box (height / width < ``min_body_aspect``: the legs are missing) counts.
+    """
+    x0, y0, x1, y1 = box_xyxy
+    mx, my = margin_frac * frame_w_px, margin_frac * frame_h_px
+    if y0 <= my:
+        return "top"
+    if x0 <= mx:
+        return "left"
+    if x1 >= frame_w_px - mx:
+        return "right"
+    if y1 >= frame_h_px - my and (y1 - y0) < min_body_aspect * (x1 - x0):
+        return "bottom"
+    return None
+
+
+def _inside(x: float, y: float, region: tuple[float, float, float, float]) -> bool:
+    return region[0] <= x <= region[2] and region[1] <= y <= region[3]
+
+
 @dataclass(slots=True)
 class _Seen:
     t_ns: int
@@ -74,22 +107,38 @@ class LockUpdate:
     people: int
     acquired: bool = False  # the lock was (re)acquired on this sample: earlier sightings of the track count too
     released: bool = False  # the locked track has been lost for lost_after_s
+    taken_over_from: int | None = None  # a better candidate took the lock from this track on this sample
+    contested: str | None = None  # why the young lock may be on the wrong person (a better candidate is in view)
 
 
 class PatientLock:
     """One view's patient lock; ``update(t_ns, people, image)`` once per sample, in time order."""
 
-    def __init__(self, cfg: PatientConfig, *, walkway: tuple[float, float, float, float]) -> None:
+    def __init__(self, cfg: PatientConfig, *, walkway: tuple[float, float, float, float],
+                 exclude: tuple[tuple[float, float, float, float], ...] = ()) -> None:
         self.cfg = cfg
         self.walkway = walkway
-        self.stats = {"locks": 0, "releases": 0, "ignored_people": 0}  # over the stream, across walks
+        self.exclude = exclude
+        # over the stream, across walks
+        self.stats = {"locks": 0, "releases": 0, "takeovers": 0, "ignored_people": 0, "excluded_people": 0}
         self.reset()
 
     def reset(self) -> None:
         """Forget the lock and every track's history (between walks: the tracker's ids start again)."""
         self.locked_id: int | None = None
         self.last_seen_ns: int | None = None
+        self.locked_at_ns: int | None = None
+        self._challenger: tuple[int, int] | None = None  # (track id, samples running it beat the lock)
         self._history: dict[int, collections.deque[_Seen]] = {}
+
+    def release(self) -> None:
+        """Drop the lock now (e.g. the locked track changed identity); the next update decides afresh, and the
+        released track's history is forgotten so it is judged again from new sightings only."""
+        if self.locked_id is None:
+            return
+        self._history.pop(self.locked_id, None)
+        self.locked_id, self.last_seen_ns, self.locked_at_ns, self._challenger = None, None, None, None
+        self.stats["releases"] += 1
 
     # ------------------------------------------------------------------------------ rules
 
@@ -98,7 +147,23 @@ class PatientLock:
         foot_x, foot_y = (x0 + x1) / 2 / frame_w_px, y1 / frame_h_px
         wx0, wy0, wx1, wy1 = self.walkway
         inside = wx0 <= foot_x <= wx1 and wy0 <= foot_y <= wy1 + 1e-6
-        return inside and (y1 - y0) / frame_h_px >= self.cfg.min_height_frac
+        return inside and (y1 - y0) / frame_h_px >= self.cfg.min_height_frac and not self.excluded(
+            det, frame_w_px, frame_h_px)
+
+    def excluded(self, det: Detection, frame_w_px: int, frame_h_px: int) -> bool:
+        """The box centre lies in one of the view's exclusion regions (a mirror, a doorway)."""
+        x0, y0, x1, y1 = det.box_xyxy
+        cx, cy = (x0 + x1) / 2 / frame_w_px, (y0 + y1) / 2 / frame_h_px
+        return any(_inside(cx, cy, region) for region in self.exclude)
+
+    def cut_off(self, det: Detection, frame_w_px: int, frame_h_px: int) -> str | None:
+        return cut_off(det.box_xyxy, frame_w_px, frame_h_px, margin_frac=self.cfg.edge_margin_frac,
+                       min_body_aspect=self.cfg.min_body_aspect)
+
+    def evidence(self, det: Detection, frame_w_px: int, frame_h_px: int) -> float:
+        """How much a person looks like the walking patient: box height / frame height, halved when cut off."""
+        height_frac = (det.box_xyxy[3] - det.box_xyxy[1]) / frame_h_px
+        return height_frac * (0.5 if self.cut_off(det, frame_w_px, frame_h_px) else 1.0)
 
     def motion_per_s(self, track_id: int) -> float | None:
         """Mean motion per second of a track over the motion window; None until the history spans it."""
@@ -133,28 +198,68 @@ class PatientLock:
             del self._history[track_id]  # tracks not seen for a motion window are forgotten
 
         out = LockUpdate(patient=None, people=len(people))
+        self.stats["excluded_people"] += sum(1 for d in people if self.excluded(d, w, h))
         if self.locked_id is not None:
             out.patient = next((d for d in people if d.track_id == self.locked_id), None)
             if out.patient is not None:
                 self.last_seen_ns = t_ns
                 self.stats["ignored_people"] += len(people) - 1
+                self._challenge(t_ns, people, out, w, h)
                 return out
             if self.last_seen_ns is not None and t_ns - self.last_seen_ns < self.cfg.lost_after_s * 1e9:
                 return out  # briefly unseen (occlusion, a missed detection): keep the lock
-            self.locked_id = None
+            self.locked_id, self.locked_at_ns, self._challenger = None, None, None
             self.stats["releases"] += 1
             out.released = True
-        candidates = [d for d in people if d.track_id is not None and self.eligible(d, w, h)]
-        if self.cfg.require_motion:
-            candidates = [d for d in candidates if self.moving(d.track_id)]
+        candidates = self._candidates(people, w, h)
         if not candidates:
             return out
-        patient = max(candidates, key=lambda d: d.box_xyxy[3] - d.box_xyxy[1])
-        self.locked_id, self.last_seen_ns = patient.track_id, t_ns
+        patient = max(candidates, key=lambda d: self.evidence(d, w, h))
+        self.locked_id, self.last_seen_ns, self.locked_at_ns = patient.track_id, t_ns, t_ns
         self.stats["locks"] += 1
         self.stats["ignored_people"] += len(people) - 1
         out.patient, out.acquired = patient, True
         return out
+
+    def _candidates(self, people: list[Detection], frame_w_px: int, frame_h_px: int) -> list[Detection]:
+        """The people who may be locked: tracked, eligible and (with ``require_motion``) moving."""
+        out = [d for d in people if d.track_id is not None and self.eligible(d, frame_w_px, frame_h_px)]
+        return [d for d in out if self.moving(d.track_id)] if self.cfg.require_motion else out
+
+    def _challenge(self, t_ns: int, people: list[Detection], out: LockUpdate, frame_w_px: int,
+                   frame_h_px: int) -> None:
+        """In a young lock's first ``takeover_s``: while someone eligible and not standing still has
+        ``takeover_ratio`` times the locked person's evidence, the sample is contested (``out.contested``); once such
+        a person moves and has beaten the lock in ``takeover_samples`` samples running, they take the lock
+        (``out.taken_over_from``)."""
+        cfg, patient = self.cfg, out.patient
+        if patient is None or self.locked_at_ns is None or t_ns - self.locked_at_ns >= cfg.takeover_s * 1e9:
+            self._challenger = None
+            return
+        locked_evidence = self.evidence(patient, frame_w_px, frame_h_px)
+        # contested: someone eligible with takeover_ratio times the evidence who is not known to stand still
+        # (a walker just entering: its motion is not known yet) -- until it wins or the lock is old enough
+        rivals = [d for d in people if d.track_id is not None and d.track_id != self.locked_id
+                  and self.eligible(d, frame_w_px, frame_h_px) and self.moving(d.track_id) is not False
+                  and self.evidence(d, frame_w_px, frame_h_px) >= cfg.takeover_ratio * locked_evidence]
+        if rivals:
+            rival = max(rivals, key=lambda d: self.evidence(d, frame_w_px, frame_h_px))
+            ratio = self.evidence(rival, frame_w_px, frame_h_px) / max(locked_evidence, 1e-9)
+            out.contested = (f"track {rival.track_id} has {ratio:.1f}x the evidence of the locked track "
+                             f"{self.locked_id}, locked {(t_ns - self.locked_at_ns) / 1e9:.1f} s ago")
+        movers = [d for d in rivals if self.moving(d.track_id) or not cfg.require_motion]
+        best = max(movers, key=lambda d: self.evidence(d, frame_w_px, frame_h_px), default=None)
+        if best is None:
+            self._challenger = None
+            return
+        runs = self._challenger[1] + 1 if self._challenger and self._challenger[0] == best.track_id else 1
+        self._challenger = (best.track_id, runs)
+        if runs < cfg.takeover_samples:
+            return
+        # this sample's patient is the winner: no longer contested (earlier samples of its window still are)
+        out.taken_over_from, out.patient, out.acquired, out.contested = self.locked_id, best, True, None
+        self.locked_id, self.locked_at_ns, self._challenger = best.track_id, t_ns, None
+        self.stats["takeovers"] += 1
 
 
 class WalkMonitor:

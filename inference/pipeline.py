@@ -38,6 +38,7 @@ from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector
 from inference.frame_log import FrameLog
+from inference.identity import IdentityMonitor
 from inference.overload import OverloadGovernor
 from inference.pairing import FramePairer
 from inference.patient import PatientLock, WalkMonitor
@@ -79,6 +80,11 @@ class ProcessedSample:
     people: dict[str, list[Detection]] = field(default_factory=dict)
     patient: dict[str, Detection] = field(default_factory=dict)
     crops: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (input_px, input_px, 3) uint8
+    cut_off: dict[str, str] = field(default_factory=dict)  # view -> the frame edge that cuts the patient off
+    # view -> how the locked track changed person at this sample (inference.identity): its windows are invalid
+    identity_jump: dict[str, str] = field(default_factory=dict)
+    # view -> why the young lock may be on the wrong person at this sample (inference.patient): its windows are invalid
+    contested: dict[str, str] = field(default_factory=dict)
     detect_ms: float = 0.0
     crop_ms: float = 0.0
 
@@ -180,8 +186,10 @@ class InferencePipeline:
                                      stride_samples=win.stride_samples)
         self.samples: dict[int, ProcessedSample] = {}
         self.detector.reset()
-        self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view)) for view in VIEWS}
+        self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view),
+                                        exclude=self.cfg.patient.excluded(view)) for view in VIEWS}
         self.walks = WalkMonitor(self.cfg.patient, VIEWS)
+        self.identity = {view: IdentityMonitor(self.cfg.patient.identity_max_distance) for view in VIEWS}
         self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
         self._seen: dict[str, bool] = dict.fromkeys(VIEWS, False)  # someone detected at the last detection
         self._dropped_late = 0  # frames dropped at receive since the last window
@@ -192,6 +200,10 @@ class InferencePipeline:
             "frames_dropped_late_side": 0, "windows_shed": 0,
             "visible_front": 0, "visible_side": 0, "windows": 0, "windows_valid": 0,
             "seq_gaps_front": 0, "seq_gaps_side": 0, "frames_stale_front": 0, "frames_stale_side": 0, "walks": 0,
+            # identity continuity: jumps seen, and the largest colour distance of a locked track's sighting to its
+            # reference (jumps included), to set patient.identity_max_distance from a clinic's own walks
+            "identity_jumps_front": 0, "identity_jumps_side": 0, "identity_distance_max_front": 0.0,
+            "identity_distance_max_side": 0.0,
             **{f"invalid_{code}": 0 for code in REASON_CODES},
         }
         self.frames = FrameLog(self.stats, max_frame_age_s=self.cfg.window.max_frame_age_s)
@@ -300,8 +312,15 @@ class InferencePipeline:
         updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
         for view, update in updates.items():
             self.latest_patient[view] = update.patient
+            if update.contested is not None:
+                out.contested[view] = update.contested
+            if update.taken_over_from is not None:
+                log.info("%s: the lock moved from track %d to track %d, which has more evidence of being the "
+                         "patient", view, update.taken_over_from, update.patient.track_id)
             if update.patient is not None:
                 self._set_patient(out, view, update.patient)
+                if self.cfg.patient.identity_check:
+                    self._check_identity(out, view, update.patient, images[view], acquired=update.acquired)
             if update.acquired:
                 self._claim_earlier_sightings(view, update.patient.track_id, before=out.index)
             if every > 1:
@@ -313,6 +332,29 @@ class InferencePipeline:
             for lock in self.locks.values():
                 lock.reset()
         self.stats["walks"] = self.walks.walk + 1
+
+    def _check_identity(self, out: ProcessedSample, view: str, patient: Detection, image: np.ndarray, *,
+                        acquired: bool) -> None:
+        """The locked track's appearance against its earlier detected sightings: a jump (the tracker handed the id
+        to someone else) marks the sample, whose windows are then invalid, and releases the lock to re-decide."""
+        monitor = self.identity[view]
+        if acquired or patient.track_id is None:
+            monitor.reset()  # a new lock (or takeover): a new reference
+        if patient.track_id is None:
+            return
+        check = monitor.check(patient.track_id, image, patient.box_xyxy)
+        if check is None:
+            return
+        key = f"identity_distance_max_{view}"
+        self.stats[key] = max(self.stats[key], round(check.distance, 3))
+        if not check.jump:
+            return
+        out.identity_jump[view] = f"track {check.track_id} at sample {out.index}, colour distance {check.distance:.2f}"
+        self.stats[f"identity_jumps_{view}"] += 1
+        self.locks[view].release()
+        self.latest_patient[view] = None
+        log.info("identity changed: %s track %d now looks like another person (colour distance %.2f > %g); "
+                 "the lock re-decides", view, check.track_id, check.distance, monitor.max_distance)
 
     def _interpolate_between_detections(self, view: str) -> None:
         """Samples the detector skipped get the patient's box interpolated (in time) between the detected
@@ -348,6 +390,9 @@ class InferencePipeline:
                          canvas_px=crop_cfg.canvas_px, out_px=crop_cfg.input_px)
         sample.crops[view] = apply_crop(image, plan)
         sample.patient[view] = patient
+        edge = self.locks[view].cut_off(patient, image.shape[1], image.shape[0])
+        if edge is not None:
+            sample.cut_off[view] = edge
         sample.crop_ms += _ms(t0)
         self.stats[f"visible_{view}"] += 1
 

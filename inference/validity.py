@@ -2,8 +2,15 @@
 
 Rules in order (codes from :data:`core.messages.REASON_CODES`): every sample has a front/side pair
 (``too_few_frames`` when a view has no frame near a sample time, ``skew`` when both have frames but none
-within the pairing tolerance); no frame is stale (``stale``); the patient is found in both views in
-``min_visible_frames`` samples (``patient_missing``); both views see the same walk (``views_disagree``,
+within the pairing tolerance); no frame is stale (``stale``); the locked patient's track shows the same person
+throughout (``identity_changed``: a sample where :mod:`inference.identity` saw the track's colours jump; checked
+before ``patient_missing``, which the lock's release after the jump would report instead); no sample has the
+young lock contested by someone with clearly more evidence of being the patient (``lock_contested``,
+:meth:`inference.patient.PatientLock.update`); the patient is found
+in both views in
+``min_visible_frames`` samples (``patient_missing``); the patient's body is not cut off by the frame edge in
+more than ``max_truncated_frac`` of the samples of a view (``truncated_body``, :func:`inference.patient.cut_off`);
+both views see the same walk (``views_disagree``,
 see :class:`inference.patient.WalkMonitor`). A window that breaks a rule is published with its reason
 and never scored from substitute frames.
 """
@@ -37,6 +44,15 @@ def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *
     stale = [s for s in present if s.stale]
     if stale:
         return "stale", f"stale frames in {len(stale)} of {win.frames} samples: {stale[-1].stale}"
+    jumps = [f"{view} {what}" for s in present for view, what in s.identity_jump.items()]
+    if jumps:
+        limit = locks[VIEWS[0]].cfg.identity_max_distance
+        return "identity_changed", (f"identity changed: {'; '.join(jumps)} (limit {limit:g}): the track went over "
+                                    f"to another person")
+    contested = {view: s.contested[view] for s in present for view in s.contested}  # the last sample's, per view
+    if contested:
+        return "lock_contested", ("patient uncertain: " + "; ".join(f"{v}: {why}" for v, why in contested.items())
+                                  + " (inference.patient.takeover_*)")
     visible = {v: sum(1 for s in present if v in s.crops) for v in VIEWS}
     both = sum(1 for s in present if all(v in s.crops for v in VIEWS))
     if both < win.min_visible_frames:
@@ -44,9 +60,26 @@ def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *
         where = ", ".join(lost) or "not in the same samples"
         return "patient_missing", (f"patient not found: in {visible['front']}/{win.frames} front and "
                                    f"{visible['side']}/{win.frames} side samples ({where})")
+    truncated = _truncated(present, win.frames, locks)
+    if truncated is not None:
+        return "truncated_body", truncated
     motion = {v: locks[v].motion_per_s(locks[v].locked_id) if locks[v].locked_id is not None else None
               for v in VIEWS}
     disagreement = walks.disagreement(motion)
     if disagreement is not None:
         return "views_disagree", disagreement
     return None
+
+
+def _truncated(present: Sequence[ProcessedSample], frames: int, locks: Mapping[str, PatientLock]) -> str | None:
+    """Why the patient is cut off by the frame in too many samples of a view (head, side or legs outside)."""
+    parts = []
+    for view in VIEWS:
+        edges = collections.Counter(s.cut_off[view] for s in present if view in s.cut_off)
+        limit = locks[view].cfg.max_truncated_frac
+        if sum(edges.values()) > limit * frames:
+            where = ", ".join(f"{edge} {n}" for edge, n in edges.most_common())
+            parts.append(f"{view} {sum(edges.values())}/{frames} samples ({where})")
+    if not parts:
+        return None
+    return f"patient cut off by the frame edge: {'; '.join(parts)} (limit {limit:.0%} of the samples)"

@@ -7,7 +7,7 @@ import pytest
 
 from inference.config import PatientConfig
 from inference.detector import Detection
-from inference.patient import LockUpdate, PatientLock, WalkMonitor, thumbnail
+from inference.patient import LockUpdate, PatientLock, WalkMonitor, cut_off, thumbnail
 
 STEP_NS = 125_000_000  # 8 Hz samples
 H, W = 480, 640
@@ -134,3 +134,98 @@ def test_config_rejects_bad_regions_and_values() -> None:
         PatientConfig(walkway_side=[0.5, 0.0, 0.4, 1.0])
     with pytest.raises(ValueError, match="walk_gap_s"):
         PatientConfig(walk_gap_s=0)
+
+
+# --------------------------------------------------------------------------- evidence, takeover, exclusion, cut-off
+
+REFLECTION = (40.0, 120.0, 90.0, 260.0)  # 140 px high (0.29 of the frame): a small mirror image, moving
+PATIENT = (300.0, 40.0, 400.0, 440.0)  # 400 px high (0.83): the full-body walker entering later
+
+
+def test_a_better_candidate_takes_an_early_lock_and_the_update_says_from_whom() -> None:
+    """The reflection moves first and is locked; the walker (2.9x its evidence) enters 1 s later and takes the
+    lock after its motion shows and it has beaten the lock in takeover_samples (3) samples running."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    first = _feed(lock, 8, lambda k: {7: REFLECTION}, moving={7})
+    assert lock.locked_id == 7 and sum(u.acquired for u in first) == 1
+    later = _feed(lock, 12, lambda k: {7: REFLECTION, 1: PATIENT}, moving={1, 7}, start=8)
+    switch = [k for k, u in enumerate(later) if u.taken_over_from is not None]
+    # the walker's motion is known once its history spans 0.53 s (its 6th sample), then 3 samples running: the 8th
+    assert switch == [7] and later[7].taken_over_from == 7 and later[7].acquired
+    assert lock.locked_id == 1 and all(u.patient.track_id == 1 for u in later[7:])
+    assert all(u.patient.track_id == 7 for u in later[:7])
+    assert lock.stats["takeovers"] == 1
+
+
+def test_after_takeover_s_the_lock_is_kept_whoever_comes() -> None:
+    lock = PatientLock(PatientConfig(takeover_s=1.0), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 16, lambda k: {7: REFLECTION}, moving={7})  # locked at ~0.6 s: 1.4 s old when the walker comes
+    later = _feed(lock, 16, lambda k: {7: REFLECTION, 1: PATIENT}, moving={1, 7}, start=16)
+    assert lock.locked_id == 7 and not any(u.taken_over_from for u in later)
+    assert lock.stats["takeovers"] == 0
+
+
+def test_a_candidate_only_slightly_better_does_not_take_over() -> None:
+    """Below takeover_ratio (1.3) the first lock stays: two similar people do not swap the lock back and forth."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 6, lambda k: {1: WALKER}, moving={1})
+    taller = (400.0, 70.0, 480.0, 430.0)  # 360 px against the walker's 300: 1.2x
+    updates = _feed(lock, 16, lambda k: {1: WALKER, 2: taller}, moving={1, 2}, start=6)
+    assert lock.locked_id == 1 and not any(u.taken_over_from for u in updates)
+
+
+def test_nobody_in_an_excluded_region_is_locked() -> None:
+    """A mirror on the wall excluded in the config: the reflection is never locked, the walker is."""
+    cfg = PatientConfig(exclude_front=[[0.0, 0.15, 0.2, 0.6]])
+    lock = PatientLock(cfg, walkway=cfg.walkway("front"), exclude=cfg.excluded("front"))
+    assert lock.excluded(Detection(REFLECTION, 0.9, 7), W, H) and not lock.excluded(Detection(PATIENT, 0.9, 1), W, H)
+    updates = _feed(lock, 10, lambda k: {7: REFLECTION}, moving={7})
+    assert lock.locked_id is None and not any(u.acquired for u in updates)
+    _feed(lock, 8, lambda k: {7: REFLECTION, 1: PATIENT}, moving={1, 7}, start=10)
+    assert lock.locked_id == 1 and lock.stats["excluded_people"] == 18
+
+
+@pytest.mark.parametrize(("box", "edge"), [
+    ((200.0, 0.0, 300.0, 400.0), "top"),  # head above the frame
+    ((0.0, 100.0, 80.0, 400.0), "left"),  # walking in from the left
+    ((580.0, 100.0, 640.0, 400.0), "right"),
+    ((200.0, 250.0, 420.0, 480.0), "bottom"),  # 230 high, 220 wide at the bottom edge: legs cut off
+    ((200.0, 100.0, 300.0, 480.0), None),  # feet touching the bottom edge, whole body: not cut off
+    ((200.0, 40.0, 300.0, 440.0), None),
+])
+def test_cut_off_names_the_edge_that_cuts_the_body(box, edge) -> None:
+    assert cut_off(box, W, H, margin_frac=0.01, min_body_aspect=1.3) == edge
+
+
+def test_a_cut_off_person_has_half_the_evidence() -> None:
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    whole, cut = Detection((200.0, 40.0, 300.0, 440.0), 0.9, 1), Detection((200.0, 0.0, 300.0, 400.0), 0.9, 2)
+    assert lock.evidence(whole, W, H) == pytest.approx(400 / 480)
+    assert lock.evidence(cut, W, H) == pytest.approx(0.5 * 400 / 480)
+
+
+def test_config_rejects_bad_exclusion_regions_and_takeover_values() -> None:
+    with pytest.raises(ValueError, match="exclude_side region"):
+        PatientConfig(exclude_side=[[0.5, 0.0, 0.4, 1.0]])
+    with pytest.raises(ValueError, match="takeover_ratio"):
+        PatientConfig(takeover_ratio=0.9)
+    with pytest.raises(ValueError, match="max_truncated_frac"):
+        PatientConfig(max_truncated_frac=1.5)
+
+
+def test_a_young_lock_is_contested_from_the_moment_a_better_candidate_appears_until_it_wins() -> None:
+    """The walker's motion is not known in its first samples, but it is not known to stand still either: the
+    samples are contested from its first sighting; the takeover sample is the winner's and not contested."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 8, lambda k: {7: REFLECTION}, moving={7})
+    later = _feed(lock, 10, lambda k: {7: REFLECTION, 1: PATIENT}, moving={1, 7}, start=8)
+    assert [u.contested is not None for u in later] == [True] * 7 + [False] * 3
+    assert later[0].contested == "track 1 has 2.9x the evidence of the locked track 7, locked 0.4 s ago"
+
+
+def test_a_standing_bystander_does_not_contest_the_lock() -> None:
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(lock, 8, lambda k: {7: REFLECTION}, moving={7})
+    later = _feed(lock, 10, lambda k: {7: REFLECTION, 1: PATIENT}, moving={7}, start=8)
+    assert [u.contested is not None for u in later] == [True] * 5 + [False] * 5  # until it is known to stand still
+    assert lock.locked_id == 7

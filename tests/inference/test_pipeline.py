@@ -358,3 +358,30 @@ def test_frames_too_old_to_use_are_dropped_at_receive_and_the_next_window_is_cur
     assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "too_few_frames"), (True, None)]
     assert pipe.stats["frames_dropped_late_front"] == pipe.stats["frames_dropped_late_side"] == 25
     assert pipe.stats["frames_stale_front"] == 0  # dropped before they were booked
+
+
+class CutOffTracker(FakeTracker):
+    """The patient's box reaches the frame's top edge (head outside) in frames whose pixel (0, 2) is 255."""
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        top = 0.0 if image[0, 2, 0] == 255 else 5.0
+        return [Detection((10.0, top, 30.0, 60.0), 0.9, 1)]
+
+
+def test_a_patient_cut_off_by_the_frame_edge_is_not_scored() -> None:
+    """The side view's patient has the head above the frame in the first 1.5 s: the windows where more than a
+    quarter of the samples are cut off are truncated_body, naming the view and the edge; the rest are scored."""
+    front, side = _frames("front", 76), _frames("side", 76)
+    for f in side:
+        f.image[0, 2] = 255 if f.seq < 38 else 1
+    trackers = {"front": FakeTracker(), "side": CutOffTracker()}
+    engine = FakeEngine()
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=engine)
+    scores = _push_pairs(pipe, front, side)
+    assert [s.reason_code for s in scores] == ["truncated_body", "truncated_body", None]
+    assert scores[0].reason == ("patient cut off by the frame edge: side 8/8 samples (top 8) "
+                                "(limit 25% of the samples)")
+    # window 1 samples frames 25-47: 25-37 are cut off
+    assert scores[1].reason.startswith("patient cut off by the frame edge: side 5/8 samples (top 5)")
+    assert len(engine.clips) == 1 and pipe.stats["invalid_truncated_body"] == 2
