@@ -28,20 +28,20 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from core.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
-from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection, Detector
 from inference.frame_log import FrameLog
-from inference.identity import IdentityMonitor
 from inference.overload import OverloadGovernor
 from inference.pairing import FramePairer
-from inference.patient import PatientLock, WalkMonitor
+from inference.patient import PatientLock
+from inference.patient_stage import PatientStage
+from inference.samples import ProcessedSample
 from inference.sampling import Sample, WindowReady, WindowSampler
 from inference.validity import check_window
 
@@ -61,32 +61,6 @@ class Model(Protocol):
     def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
         """view -> (T, H, W, 3) uint8 BGR crops; returns p_asd and, per variant, p_front/p_side/w_front/w_side."""
         ...
-
-
-@dataclass(slots=True)
-class ProcessedSample:
-    index: int
-    missing: str | None = None  # why the sample has no frame pair: "too_few_frames: ..." or "skew: ..."
-    stale: str | None = None  # why its frames are stale
-    skipped: bool = False  # in no window (stride longer than the window): not detected
-    detected: bool = False  # the detector ran on it (else, with detector.interval_samples, boxes are interpolated)
-    seqs: dict[str, int] = field(default_factory=dict)
-    t_mono_ns: int = 0
-    t_wall_ns: int = 0
-    last_capture_ns: int = 0  # the later capture time of the two views
-    last_received_ns: int = 0  # receipt of the later of the two frames
-    skew_ns: int = 0
-    images: dict[str, np.ndarray] = field(default_factory=dict)  # kept until the view's crop is made
-    people: dict[str, list[Detection]] = field(default_factory=dict)
-    patient: dict[str, Detection] = field(default_factory=dict)
-    crops: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (input_px, input_px, 3) uint8
-    cut_off: dict[str, str] = field(default_factory=dict)  # view -> the frame edge that cuts the patient off
-    # view -> how the locked track changed person at this sample (inference.identity): its windows are invalid
-    identity_jump: dict[str, str] = field(default_factory=dict)
-    # view -> why the young lock may be on the wrong person at this sample (inference.patient): its windows are invalid
-    contested: dict[str, str] = field(default_factory=dict)
-    detect_ms: float = 0.0
-    crop_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -186,11 +160,6 @@ class InferencePipeline:
                                      stride_samples=win.stride_samples)
         self.samples: dict[int, ProcessedSample] = {}
         self.detector.reset()
-        self.locks = {view: PatientLock(self.cfg.patient, walkway=self.cfg.patient.walkway(view),
-                                        exclude=self.cfg.patient.excluded(view)) for view in VIEWS}
-        self.walks = WalkMonitor(self.cfg.patient, VIEWS)
-        self.identity = {view: IdentityMonitor(self.cfg.patient.identity_max_distance) for view in VIEWS}
-        self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
         self._seen: dict[str, bool] = dict.fromkeys(VIEWS, False)  # someone detected at the last detection
         self._dropped_late = 0  # frames dropped at receive since the last window
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -207,6 +176,7 @@ class InferencePipeline:
             **{f"invalid_{code}": 0 for code in REASON_CODES},
         }
         self.frames = FrameLog(self.stats, max_frame_age_s=self.cfg.window.max_frame_age_s)
+        self.patients = PatientStage(self.cfg, self.stats)
         self._pair_ms = 0.0
         self._model_end_ns = 0
         self._started = False
@@ -214,6 +184,15 @@ class InferencePipeline:
     @property
     def started(self) -> bool:
         return self._started
+
+    @property
+    def locks(self) -> dict[str, PatientLock]:
+        return self.patients.locks
+
+    @property
+    def latest_patient(self) -> dict[str, Detection | None]:
+        """Each view's patient at the last detected sample (for previews)."""
+        return self.patients.latest_patient
 
     # ----------------------------------------------------------------------------------- stages
 
@@ -302,115 +281,18 @@ class InferencePipeline:
         locked walk; on an empty walkway it stays cheap). Not under overload: then the lock uses the cheap path."""
         if self.overload.level > 0:
             return False
-        return any(self._seen[view] and self.locks[view].locked_id is None for view in VIEWS)
+        return any(self._seen[view] and not self.patients.locked(view) for view in VIEWS)
 
     def _sample_after_detection(self, out: ProcessedSample, images: dict[str, np.ndarray],
                                 people: dict[str, list[Detection]]) -> None:
-        every = self._detect_every()
         self._seen = {view: bool(people.get(view)) for view in VIEWS}
-        out.people = people
-        updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
-        for view, update in updates.items():
-            self.latest_patient[view] = update.patient
-            if update.contested is not None:
-                out.contested[view] = update.contested
-            if update.taken_over_from is not None:
-                log.info("%s: the lock moved from track %d to track %d, which has more evidence of being the "
-                         "patient", view, update.taken_over_from, update.patient.track_id)
-            if update.patient is not None:
-                self._set_patient(out, view, update.patient)
-                if self.cfg.patient.identity_check:
-                    self._check_identity(out, view, update.patient, images[view], acquired=update.acquired)
-            if update.acquired:
-                self._claim_earlier_sightings(view, update.patient.track_id, before=out.index)
-            if every > 1:
-                self._interpolate_between_detections(view)
-        if self.walks.update(out.t_mono_ns, updates) == "ended":
-            log.info("walk %d ended: no patient in either view for %.1f s; trackers reset",
-                     self.walks.walk, self.cfg.patient.walk_gap_s)
-            self.detector.reset()
-            for lock in self.locks.values():
-                lock.reset()
-        self.stats["walks"] = self.walks.walk + 1
-
-    def _check_identity(self, out: ProcessedSample, view: str, patient: Detection, image: np.ndarray, *,
-                        acquired: bool) -> None:
-        """The locked track's appearance against its earlier detected sightings: a jump (the tracker handed the id
-        to someone else) marks the sample, whose windows are then invalid, and releases the lock to re-decide."""
-        monitor = self.identity[view]
-        if acquired or patient.track_id is None:
-            monitor.reset()  # a new lock (or takeover): a new reference
-        if patient.track_id is None:
-            return
-        check = monitor.check(patient.track_id, image, patient.box_xyxy)
-        if check is None:
-            return
-        key = f"identity_distance_max_{view}"
-        self.stats[key] = max(self.stats[key], round(check.distance, 3))
-        if not check.jump:
-            return
-        out.identity_jump[view] = f"track {check.track_id} at sample {out.index}, colour distance {check.distance:.2f}"
-        self.stats[f"identity_jumps_{view}"] += 1
-        self.locks[view].release()
-        self.latest_patient[view] = None
-        log.info("identity changed: %s track %d now looks like another person (colour distance %.2f > %g); "
-                 "the lock re-decides", view, check.track_id, check.distance, monitor.max_distance)
-
-    def _interpolate_between_detections(self, view: str) -> None:
-        """Samples the detector skipped get the patient's box interpolated (in time) between the detected
-        samples around them, when both show the same track; next to only one of them, its box is held."""
-        kept = [self.samples[k] for k in sorted(self.samples)]
-        detected = [s for s in kept if s.detected]
-        for sample in kept:
-            if sample.detected or sample.missing or view in sample.crops or view not in sample.images:
-                continue
-            after = next((d for d in detected if d.index > sample.index), None)
-            if after is None or view not in after.patient:
-                continue
-            target = after.patient[view]
-            before = next((d for d in reversed(detected) if d.index < sample.index), None)
-            seen = next((p for p in (before.people.get(view, []) if before else []) if p.track_id == target.track_id),
-                        None)
-            if seen is None:
-                if after.index - sample.index > self._detect_every() - 1:
-                    continue
-                box = target.box_xyxy
-            else:
-                a = (sample.t_mono_ns - before.t_mono_ns) / max(1, after.t_mono_ns - before.t_mono_ns)
-                box = tuple(b0 + a * (b1 - b0) for b0, b1 in zip(seen.box_xyxy, target.box_xyxy, strict=True))
-            self._set_patient(sample, view, Detection(box, target.conf, target.track_id))
-
-    def _set_patient(self, sample: ProcessedSample, view: str, patient: Detection) -> None:
-        image = sample.images.pop(view, None)
-        if image is None:
-            return
-        t0 = time.perf_counter()
-        crop_cfg = self.cfg.crop
-        plan = plan_crop(patient.box_xyxy, frame_w_px=image.shape[1], frame_h_px=image.shape[0],
-                         canvas_px=crop_cfg.canvas_px, out_px=crop_cfg.input_px)
-        sample.crops[view] = apply_crop(image, plan)
-        sample.patient[view] = patient
-        edge = self.locks[view].cut_off(patient, image.shape[1], image.shape[0])
-        if edge is not None:
-            sample.cut_off[view] = edge
-        sample.crop_ms += _ms(t0)
-        self.stats[f"visible_{view}"] += 1
-
-    def _claim_earlier_sightings(self, view: str, track_id: int | None, *, before: int) -> None:
-        """A lock needs a motion window of history: the locked person's earlier sightings (still kept for an
-        open window) are the patient too, so the walk's first window is not lost to the lock's delay."""
-        for k in sorted(self.samples):
-            sample = self.samples[k]
-            if k >= before or view in sample.patient:
-                continue
-            match = next((d for d in sample.people.get(view, []) if d.track_id == track_id), None)
-            if match is not None:
-                self._set_patient(sample, view, match)
+        if self.patients.update(out, images, people, self.samples, every=self._detect_every()):
+            self.detector.reset()  # the walk ended: new track ids, no stale Kalman state
 
     # ----------------------------------------------------------------------------------- windows
 
     def _check_window(self, samples: list[ProcessedSample | None]) -> tuple[str, str] | None:
-        return check_window(samples, self.cfg.window, locks=self.locks, walks=self.walks,
+        return check_window(samples, self.cfg.window, locks=self.patients.locks, walks=self.patients.walks,
                             pair_tolerance_ns=self.pairer.tolerance_ns())
 
     def _prepare_window(self, ready: WindowReady) -> PendingWindow:
@@ -431,7 +313,8 @@ class InferencePipeline:
         pair_ms, self._pair_ms = self._pair_ms, 0.0
         return PendingWindow(owner=self, window=ready.window, first=samples[0], present=present, end_ns=end_ns,
                              code=code, reason=reason, clips=clips, start_ns=self.clock_ns(), pair_ms=pair_ms,
-                             walk=self.walks.walk if self.walks.active else None, overload_level=level)
+                             walk=self.patients.walks.walk if self.patients.walks.active else None,
+                             overload_level=level)
 
     def finish_window(self, pending: PendingWindow, out: Mapping[str, float], model_ms: float) -> WindowScore:
         """The score message of ``pending`` from the model's output ``out`` (empty for an invalid window)."""
@@ -524,6 +407,6 @@ class InferencePipeline:
         stats["max_abs_skew_ms"] = round(self.pairer.stats.max_abs_skew_ns / 1e6, 3)
         stats["pairs"] = self.pairer.stats.pairs
         stats.update(self.overload.stats)
-        for view, lock in self.locks.items():
+        for view, lock in self.patients.locks.items():
             stats.update({f"patient_{key}_{view}": n for key, n in lock.stats.items()})
         return EndOfStream(source="inference", reason=reason, stats=stats, walkway=self.walkway)

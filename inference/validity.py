@@ -26,7 +26,7 @@ from inference.config import WindowConfig
 from inference.patient import PatientLock, WalkMonitor
 
 if TYPE_CHECKING:
-    from inference.pipeline import ProcessedSample
+    from inference.samples import ProcessedSample
 
 
 def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *, locks: Mapping[str, PatientLock],

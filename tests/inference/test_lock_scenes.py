@@ -64,14 +64,14 @@ def _run(config: DualgaitConfig, network, frames: list[SceneFrame], **patient: A
     pipe = InferencePipeline(cfg, detector=YoloDetector(cfg.detector, model=network), engine=_NullModel(),
                              clock_ns=lambda: 0)
     who: dict[int, Box] = {}
-    set_patient = pipe._set_patient
+    set_patient = pipe.patients.set_patient
 
     def spy(sample, view, person) -> None:
         if view == "side":
             who[sample.index] = person.box_xyxy
         set_patient(sample, view, person)
 
-    pipe._set_patient = spy
+    pipe.patients.set_patient = spy
     scores = []
     for i, images, _figures in frames:
         t_ns = round(i / FPS * 1e9)

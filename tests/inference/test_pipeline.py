@@ -289,13 +289,13 @@ def test_detector_interval_detects_every_other_sample_and_interpolates_the_rest(
     trackers = {"front": MovingTracker(), "side": MovingTracker()}
     pipe = InferencePipeline(cfg, detector=PerViewDetector(trackers), engine=FakeEngine())
     boxes: dict[tuple[int, str], float] = {}
-    set_patient = pipe._set_patient
+    set_patient = pipe.patients.set_patient
 
     def spy(sample, view, patient):
         boxes[(sample.index, view)] = patient.box_xyxy[0]
         set_patient(sample, view, patient)
 
-    pipe._set_patient = spy
+    pipe.patients.set_patient = spy
     scores = _push_pairs(pipe, front, side)
     assert [s.valid for s in scores] == [True, True, True]
     assert trackers["front"].calls == pipe.stats["samples_detected"]

@@ -1,0 +1,165 @@
+"""The patient in each detected sample: people in -> locks, identity checks, walk boundaries -> crops out.
+
+A stage without sockets, one per :class:`inference.pipeline.InferencePipeline` (one walkway). Per detected
+sample it feeds each view's :class:`inference.patient.PatientLock`, marks contested samples and identity
+jumps (:mod:`inference.identity`), crops the patient (the paper's crop, :mod:`inference.crop`), claims the
+locked person's earlier sightings and interpolates the patient's box over the samples the detector skipped;
+across views, :class:`inference.patient.WalkMonitor` says when a walk ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from core.messages import VIEWS
+from inference.config import InferenceConfig
+from inference.crop import apply_crop, plan_crop
+from inference.detector import Detection
+from inference.identity import IdentityMonitor
+from inference.patient import LockUpdate, PatientLock, WalkMonitor
+from inference.samples import ProcessedSample
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PatientStage"]
+
+
+class PatientStage:
+    """Locks, identity monitors and the walk monitor of one stream; ``reset()`` between streams.
+
+    ``stats``: the pipeline's counters, updated in place (``visible_<view>``, ``walks``, ``identity_*``).
+    """
+
+    def __init__(self, cfg: InferenceConfig, stats: dict[str, float]) -> None:
+        self.cfg = cfg
+        self.stats = stats
+        self.reset()
+
+    def reset(self) -> None:
+        patient = self.cfg.patient
+        self.locks = {view: PatientLock(patient, walkway=patient.walkway(view), exclude=patient.excluded(view))
+                      for view in VIEWS}
+        self.walks = WalkMonitor(patient, VIEWS)
+        self.identity = {view: IdentityMonitor(patient.identity_max_distance) for view in VIEWS}
+        self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
+
+    def locked(self, view: str) -> bool:
+        return self.locks[view].locked_id is not None
+
+    def update(self, out: ProcessedSample, images: dict[str, np.ndarray], people: dict[str, list[Detection]],
+               samples: Mapping[int, ProcessedSample], *, every: int) -> bool:
+        """A detected sample ``out`` with each view's frame and people; ``samples``: the pipeline's kept samples
+        (earlier sightings are claimed, skipped samples interpolated when ``every`` > 1). True when the walk ended
+        on this sample (the locks are reset: the caller resets the trackers)."""
+        out.people = people
+        updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
+        for view, update in updates.items():
+            self._apply(out, view, update, images[view], samples, every=every)
+        ended = self.walks.update(out.t_mono_ns, updates) == "ended"
+        if ended:
+            log.info("walk %d ended: no patient in either view for %.1f s; trackers reset",
+                     self.walks.walk, self.cfg.patient.walk_gap_s)
+            for lock in self.locks.values():
+                lock.reset()
+        self.stats["walks"] = self.walks.walk + 1
+        return ended
+
+    def _apply(self, out: ProcessedSample, view: str, update: LockUpdate, image: np.ndarray,
+               samples: Mapping[int, ProcessedSample], *, every: int) -> None:
+        """One view's lock update on the sample: marks, crop, identity check, earlier and skipped samples."""
+        self.latest_patient[view] = update.patient
+        if update.contested is not None:
+            out.contested[view] = update.contested
+        if update.taken_over_from is not None:
+            log.info("%s: the lock moved from track %d to track %d, which has more evidence of being the "
+                     "patient", view, update.taken_over_from, update.patient.track_id)
+        if update.patient is not None:
+            self.set_patient(out, view, update.patient)
+            if self.cfg.patient.identity_check:
+                self._check_identity(out, view, update.patient, image, acquired=update.acquired)
+        if update.acquired:
+            self._claim_earlier_sightings(view, update.patient.track_id, samples, before=out.index)
+        if every > 1:
+            self._interpolate_between_detections(view, samples, every=every)
+
+    def _check_identity(self, out: ProcessedSample, view: str, patient: Detection, image: np.ndarray, *,
+                        acquired: bool) -> None:
+        """The locked track's appearance against its earlier detected sightings: a jump (the tracker handed the id
+        to someone else) marks the sample, whose windows are then invalid, and releases the lock to re-decide."""
+        monitor = self.identity[view]
+        if acquired or patient.track_id is None:
+            monitor.reset()  # a new lock (or takeover): a new reference
+        if patient.track_id is None:
+            return
+        check = monitor.check(patient.track_id, image, patient.box_xyxy)
+        if check is None:
+            return
+        key = f"identity_distance_max_{view}"
+        self.stats[key] = max(self.stats[key], round(check.distance, 3))
+        if not check.jump:
+            return
+        out.identity_jump[view] = f"track {check.track_id} at sample {out.index}, colour distance {check.distance:.2f}"
+        self.stats[f"identity_jumps_{view}"] += 1
+        self.locks[view].release()
+        self.latest_patient[view] = None
+        log.info("identity changed: %s track %d now looks like another person (colour distance %.2f > %g); "
+                 "the lock re-decides", view, check.track_id, check.distance, monitor.max_distance)
+
+    def _interpolate_between_detections(self, view: str, samples: Mapping[int, ProcessedSample], *,
+                                        every: int) -> None:
+        """Samples the detector skipped get the patient's box interpolated (in time) between the detected
+        samples around them, when both show the same track; next to only one of them, its box is held."""
+        kept = [samples[k] for k in sorted(samples)]
+        detected = [s for s in kept if s.detected]
+        for sample in kept:
+            if sample.detected or sample.missing or view in sample.crops or view not in sample.images:
+                continue
+            after = next((d for d in detected if d.index > sample.index), None)
+            if after is None or view not in after.patient:
+                continue
+            target = after.patient[view]
+            before = next((d for d in reversed(detected) if d.index < sample.index), None)
+            seen = next((p for p in (before.people.get(view, []) if before else []) if p.track_id == target.track_id),
+                        None)
+            if seen is None:
+                if after.index - sample.index > every - 1:
+                    continue
+                box = target.box_xyxy
+            else:
+                a = (sample.t_mono_ns - before.t_mono_ns) / max(1, after.t_mono_ns - before.t_mono_ns)
+                box = tuple(b0 + a * (b1 - b0) for b0, b1 in zip(seen.box_xyxy, target.box_xyxy, strict=True))
+            self.set_patient(sample, view, Detection(box, target.conf, target.track_id))
+
+    def set_patient(self, sample: ProcessedSample, view: str, patient: Detection) -> None:
+        """Crop ``patient`` from the sample's frame of ``view`` (the frame is then let go) and note whether the
+        frame cuts the body off."""
+        image = sample.images.pop(view, None)
+        if image is None:
+            return
+        t0 = time.perf_counter()
+        crop_cfg = self.cfg.crop
+        plan = plan_crop(patient.box_xyxy, frame_w_px=image.shape[1], frame_h_px=image.shape[0],
+                         canvas_px=crop_cfg.canvas_px, out_px=crop_cfg.input_px)
+        sample.crops[view] = apply_crop(image, plan)
+        sample.patient[view] = patient
+        edge = self.locks[view].cut_off(patient, image.shape[1], image.shape[0])
+        if edge is not None:
+            sample.cut_off[view] = edge
+        sample.crop_ms += (time.perf_counter() - t0) * 1e3
+        self.stats[f"visible_{view}"] += 1
+
+    def _claim_earlier_sightings(self, view: str, track_id: int | None, samples: Mapping[int, ProcessedSample], *,
+                                 before: int) -> None:
+        """A lock needs a motion window of history: the locked person's earlier sightings (still kept for an
+        open window) are the patient too, so the walk's first window is not lost to the lock's delay."""
+        for k in sorted(samples):
+            sample = samples[k]
+            if k >= before or view in sample.patient:
+                continue
+            match = next((d for d in sample.people.get(view, []) if d.track_id == track_id), None)
+            if match is not None:
+                self.set_patient(sample, view, match)
