@@ -113,6 +113,8 @@ BENCH_COMMANDS = {c.name: c for c in (
                      "walkways vs one call per walkway"),
         ("detector", "detector cost per second of video and its boxes against 640 px per frame: tiled views, "
                      "every other sample"),
+        ("robustness", "the patient lock and window checks per scene: mirror, second person, crossing, leaving "
+                       "and returning, cut-off body, crowd"),
     ))}
 
 # every sub-command, in the order of ``dualgait --help``

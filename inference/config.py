@@ -77,6 +77,11 @@ class PatientConfig:
     # tracker handed the id to someone else: the window is invalid (identity_changed) and the lock re-decides
     identity_check: bool = True
     identity_max_distance: float = 0.35
+    # the two views' patients must wear the same colours: their identity references further apart than this are
+    # two different people (views_disagree); null: not checked (needs identity_check)
+    cross_view_max_distance: float | None = 0.5
+    # more eligible people than this in a view (median over a window's detected samples): a crowd, not scored
+    max_people: int = 3
 
     def __post_init__(self) -> None:
         for name in ("walkway_front", "walkway_side"):
@@ -105,6 +110,10 @@ class PatientConfig:
             raise ValueError("min_motion_per_s must be >= 0")
         if not 0 < self.identity_max_distance <= 1:
             raise ValueError("identity_max_distance must be in (0, 1]")
+        if self.cross_view_max_distance is not None and not 0 < self.cross_view_max_distance <= 1:
+            raise ValueError("cross_view_max_distance must be in (0, 1] or null")
+        if self.max_people < 1:
+            raise ValueError("max_people must be >= 1")
 
     def walkway(self, view: str) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = self.walkway_front if view == "front" else self.walkway_side

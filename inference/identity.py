@@ -122,6 +122,11 @@ class IdentityMonitor:
         self.track_id: int | None = None
         self._reference: np.ndarray | None = None  # (2, BINS) float32
 
+    @property
+    def reference(self) -> np.ndarray | None:
+        """(2, BINS) float32: the track's running-mean signature, None before its first sighting."""
+        return self._reference
+
     def reset(self) -> None:
         """Forget the reference (the lock changed or was released, or the walk ended)."""
         self.track_id, self._reference = None, None

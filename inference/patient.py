@@ -12,6 +12,8 @@ Per view (:class:`PatientLock`):
   swing) plus the box's displacement in box heights;
 - *excluded*: a person whose box centre lies in one of the view's ``exclude_*`` regions (a mirror, a
   doorway) is never locked;
+- *crossing*: a person moving across the walkway rather than along it (staff crossing near a camera) never
+  contests or takes a lock (:meth:`PatientLock.crossing`);
 - *evidence*: the box's height as a fraction of the frame, halved when the body is cut off by the frame
   (:func:`cut_off`: head or side outside, or legs cut at the bottom edge) — a full-body walker in the
   walkway outweighs a reflection, a poster or someone half out of the picture;
@@ -34,6 +36,7 @@ person in the other means the views are locked on different people).
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -43,6 +46,9 @@ from inference.config import PatientConfig
 from inference.detector import Detection
 
 THUMB_W_PX, THUMB_H_PX = 16, 32  # grey thumbnail of a person's box, for the motion measure
+# a person moving across the walkway (PatientLock.crossing) at least this fast, in box heights (front view) or
+# ln of the box height (side view) per second, and this many times faster than along it
+CROSSING_MIN_PER_S, CROSSING_RATIO = 0.2, 2.0
 
 
 def thumbnail(image: np.ndarray, box_xyxy: tuple[float, float, float, float]) -> np.ndarray | None:
@@ -109,14 +115,16 @@ class LockUpdate:
     released: bool = False  # the locked track has been lost for lost_after_s
     taken_over_from: int | None = None  # a better candidate took the lock from this track on this sample
     contested: str | None = None  # why the young lock may be on the wrong person (a better candidate is in view)
+    eligible: int = 0  # people on this sample who could be the patient (in the walkway, tall enough, not excluded)
 
 
 class PatientLock:
     """One view's patient lock; ``update(t_ns, people, image)`` once per sample, in time order."""
 
     def __init__(self, cfg: PatientConfig, *, walkway: tuple[float, float, float, float],
-                 exclude: tuple[tuple[float, float, float, float], ...] = ()) -> None:
+                 exclude: tuple[tuple[float, float, float, float], ...] = (), view: str | None = None) -> None:
         self.cfg = cfg
+        self.view = view  # "front" or "side": which way the walkway runs in the picture (None: unknown)
         self.walkway = walkway
         self.exclude = exclude
         # over the stream, across walks
@@ -176,6 +184,25 @@ class PatientLock:
         steps = [_step_motion(a, b) for a, b in zip(seen, list(seen)[1:], strict=False)]
         return sum(steps) / (span_ns / 1e9)
 
+    def crossing(self, track_id: int) -> bool:
+        """The track moves across the walkway rather than along it (or in place) over the motion window: in the
+        side view the walkway runs across the picture, so a person crossing it nears or leaves the camera (the box
+        grows or shrinks, ln of its height per second); in the front view it runs towards the camera, so a person
+        crossing it moves sideways (box centre, in box heights per second). Across must be at least
+        ``CROSSING_MIN_PER_S`` and ``CROSSING_RATIO`` times along. False when the view or the history is unknown."""
+        seen = self._history.get(track_id)
+        if self.view not in ("front", "side") or not seen or len(seen) < 2:
+            return False
+        a, b = seen[0], seen[-1]
+        span_s = (b.t_ns - a.t_ns) / 1e9
+        if span_s < 0.7 * self.cfg.motion_window_s:
+            return False
+        h_a, h_b = max(1.0, a.box[3] - a.box[1]), max(1.0, b.box[3] - b.box[1])
+        lateral = abs((b.box[0] + b.box[2]) - (a.box[0] + a.box[2])) / (h_a + h_b) / span_s
+        depth = abs(float(np.log(h_b / h_a))) / span_s
+        along, across = (lateral, depth) if self.view == "side" else (depth, lateral)
+        return across >= CROSSING_MIN_PER_S and across > CROSSING_RATIO * along
+
     def moving(self, track_id: int | None) -> bool | None:
         if track_id is None:
             return None
@@ -184,7 +211,11 @@ class PatientLock:
 
     # ------------------------------------------------------------------------------ update
 
-    def update(self, t_ns: int, people: list[Detection], image: np.ndarray) -> LockUpdate:
+    def update(self, t_ns: int, people: list[Detection], image: np.ndarray, *,
+               affinity: Callable[[Detection], float] | None = None) -> LockUpdate:
+        """``affinity``: how unlike the other view's patient a person looks (lower: more alike); when given, a new
+        lock goes to the most alike of the candidates whose evidence is within ``takeover_ratio`` of the best, so
+        the two views lock the same one of two similar people."""
         h, w = image.shape[:2]
         keep_ns = round(self.cfg.motion_window_s * 1e9)
         for det in people:
@@ -197,7 +228,8 @@ class PatientLock:
         for track_id in [k for k, v in self._history.items() if v[-1].t_ns < t_ns - keep_ns]:
             del self._history[track_id]  # tracks not seen for a motion window are forgotten
 
-        out = LockUpdate(patient=None, people=len(people))
+        out = LockUpdate(patient=None, people=len(people),
+                         eligible=sum(1 for d in people if self.eligible(d, w, h)))
         self.stats["excluded_people"] += sum(1 for d in people if self.excluded(d, w, h))
         if self.locked_id is not None:
             out.patient = next((d for d in people if d.track_id == self.locked_id), None)
@@ -215,6 +247,9 @@ class PatientLock:
         if not candidates:
             return out
         patient = max(candidates, key=lambda d: self.evidence(d, w, h))
+        if affinity is not None:
+            floor = self.evidence(patient, w, h) / self.cfg.takeover_ratio
+            patient = min((d for d in candidates if self.evidence(d, w, h) >= floor), key=affinity)
         self.locked_id, self.last_seen_ns, self.locked_at_ns = patient.track_id, t_ns, t_ns
         self.stats["locks"] += 1
         self.stats["ignored_people"] += len(people) - 1
@@ -241,6 +276,7 @@ class PatientLock:
         # (a walker just entering: its motion is not known yet) -- until it wins or the lock is old enough
         rivals = [d for d in people if d.track_id is not None and d.track_id != self.locked_id
                   and self.eligible(d, frame_w_px, frame_h_px) and self.moving(d.track_id) is not False
+                  and not self.crossing(d.track_id)  # staff crossing the walkway near a camera: not a patient
                   and self.evidence(d, frame_w_px, frame_h_px) >= cfg.takeover_ratio * locked_evidence]
         if rivals:
             rival = max(rivals, key=lambda d: self.evidence(d, frame_w_px, frame_h_px))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from core.messages import VIEWS
 from inference.config import InferenceConfig
 from inference.crop import apply_crop, plan_crop
 from inference.detector import Detection
-from inference.identity import IdentityMonitor
+from inference.identity import IdentityMonitor, signature, signature_distance
 from inference.patient import LockUpdate, PatientLock, WalkMonitor
 from inference.samples import ProcessedSample
 
@@ -41,14 +41,48 @@ class PatientStage:
 
     def reset(self) -> None:
         patient = self.cfg.patient
-        self.locks = {view: PatientLock(patient, walkway=patient.walkway(view), exclude=patient.excluded(view))
-                      for view in VIEWS}
+        self.locks = {view: PatientLock(patient, walkway=patient.walkway(view), exclude=patient.excluded(view),
+                                        view=view) for view in VIEWS}
         self.walks = WalkMonitor(patient, VIEWS)
         self.identity = {view: IdentityMonitor(patient.identity_max_distance) for view in VIEWS}
         self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
+        # the walk's patient per view: the signature of the walk's first lock (or of a takeover's winner), against
+        # which a later lock of the same walk (after the patient was lost) is checked; why the current lock is not
+        # that person (its samples then count as an identity change)
+        self._walk_reference: dict[str, np.ndarray | None] = dict.fromkeys(VIEWS)
+        self._foreign: dict[str, str | None] = dict.fromkeys(VIEWS)
 
     def locked(self, view: str) -> bool:
         return self.locks[view].locked_id is not None
+
+    def _affinity(self, view: str, image: np.ndarray) -> Callable[[Detection], float] | None:
+        """Colour distance of a person in ``view`` to the walk's patient in this view (after the patient was lost)
+        or else to the other view's locked patient (its identity reference); None when neither is known."""
+        other = next(v for v in VIEWS if v != view)
+        monitor, lock = self.identity[other], self.locks[other]
+        reference = self._walk_reference[view]
+        if not self.cfg.patient.identity_check:
+            return None
+        if reference is None and (lock.locked_id is None or monitor.reference is None):
+            return None
+        reference = reference if reference is not None else monitor.reference
+
+        def distance(det: Detection) -> float:
+            sig = signature(image, det.box_xyxy)
+            return 1.0 if sig is None else signature_distance(reference, sig)
+
+        return distance
+
+    def cross_view_distance(self) -> float | None:
+        """Colour distance (0..1) between the two views' locked patients' identity references; None when a view
+        has no locked patient with a reference yet (or identity_check is off)."""
+        refs = []
+        for view in VIEWS:
+            monitor, lock = self.identity[view], self.locks[view]
+            if lock.locked_id is None or monitor.track_id != lock.locked_id or monitor.reference is None:
+                return None
+            refs.append(monitor.reference)
+        return signature_distance(refs[0], refs[1])
 
     def update(self, out: ProcessedSample, images: dict[str, np.ndarray], people: dict[str, list[Detection]],
                samples: Mapping[int, ProcessedSample], *, every: int) -> bool:
@@ -56,15 +90,20 @@ class PatientStage:
         (earlier sightings are claimed, skipped samples interpolated when ``every`` > 1). True when the walk ended
         on this sample (the locks are reset: the caller resets the trackers)."""
         out.people = people
-        updates = {v: self.locks[v].update(out.t_mono_ns, people[v], images[v]) for v in VIEWS}
-        for view, update in updates.items():
-            self._apply(out, view, update, images[view], samples, every=every)
+        updates: dict[str, LockUpdate] = {}
+        # the view with fewer people decides first; the other then locks the one of its similar candidates who
+        # looks most like that view's patient (two people walking side by side: both views lock the same one)
+        for view in sorted(VIEWS, key=lambda v: len(people[v])):
+            updates[view] = self.locks[view].update(out.t_mono_ns, people[view], images[view],
+                                                    affinity=self._affinity(view, images[view]))
+            self._apply(out, view, updates[view], images[view], samples, every=every)
         ended = self.walks.update(out.t_mono_ns, updates) == "ended"
         if ended:
             log.info("walk %d ended: no patient in either view for %.1f s; trackers reset",
                      self.walks.walk, self.cfg.patient.walk_gap_s)
             for lock in self.locks.values():
                 lock.reset()
+            self._walk_reference, self._foreign = dict.fromkeys(VIEWS), dict.fromkeys(VIEWS)
         self.stats["walks"] = self.walks.walk + 1
         return ended
 
@@ -72,6 +111,7 @@ class PatientStage:
                samples: Mapping[int, ProcessedSample], *, every: int) -> None:
         """One view's lock update on the sample: marks, crop, identity check, earlier and skipped samples."""
         self.latest_patient[view] = update.patient
+        out.eligible[view] = update.eligible
         if update.contested is not None:
             out.contested[view] = update.contested
         if update.taken_over_from is not None:
@@ -80,11 +120,36 @@ class PatientStage:
         if update.patient is not None:
             self.set_patient(out, view, update.patient)
             if self.cfg.patient.identity_check:
+                if update.acquired:
+                    self._judge_new_lock(view, update, image)
                 self._check_identity(out, view, update.patient, image, acquired=update.acquired)
+                if self._foreign[view] is not None and view not in out.identity_jump:
+                    out.identity_jump[view] = self._foreign[view]
         if update.acquired:
             self._claim_earlier_sightings(view, update.patient.track_id, samples, before=out.index)
         if every > 1:
             self._interpolate_between_detections(view, samples, every=every)
+
+    def _judge_new_lock(self, view: str, update: LockUpdate, image: np.ndarray) -> None:
+        """A new lock: the walk's first (or a takeover's winner) becomes the walk's patient; a later one (the
+        patient was lost and someone was locked again) must look like that patient, else its samples are
+        marked as an identity change until the lock moves back."""
+        patient = update.patient
+        current = signature(image, patient.box_xyxy)
+        if current is None:
+            return
+        reference = self._walk_reference[view]
+        if reference is None or update.taken_over_from is not None:
+            self._walk_reference[view], self._foreign[view] = current, None
+            return
+        distance = signature_distance(reference, current)
+        limit = self.cfg.patient.identity_max_distance
+        self._foreign[view] = None
+        if distance > limit:
+            self._foreign[view] = (f"track {patient.track_id}, locked again in the walk, is not the walk's patient "
+                                   f"(colour distance {distance:.2f})")
+            log.info("%s: the lock went to track %d, who does not look like the walk's patient (colour distance "
+                     "%.2f > %g): its windows are not scored", view, patient.track_id, distance, limit)
 
     def _check_identity(self, out: ProcessedSample, view: str, patient: Detection, image: np.ndarray, *,
                         acquired: bool) -> None:

@@ -293,6 +293,7 @@ class InferencePipeline:
 
     def _check_window(self, samples: list[ProcessedSample | None]) -> tuple[str, str] | None:
         return check_window(samples, self.cfg.window, locks=self.patients.locks, walks=self.patients.walks,
+                            cross_view_distance=self.patients.cross_view_distance(),
                             pair_tolerance_ns=self.pairer.tolerance_ns())
 
     def _prepare_window(self, ready: WindowReady) -> PendingWindow:

@@ -37,5 +37,6 @@ class ProcessedSample:
     identity_jump: dict[str, str] = field(default_factory=dict)
     # view -> why the young lock may be on the wrong person at this sample (inference.patient): its windows are invalid
     contested: dict[str, str] = field(default_factory=dict)
+    eligible: dict[str, int] = field(default_factory=dict)  # view -> people who could be the patient (detected only)
     detect_ms: float = 0.0
     crop_ms: float = 0.0

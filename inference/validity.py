@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 
 def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *, locks: Mapping[str, PatientLock],
-                 walks: WalkMonitor, pair_tolerance_ns: int | None) -> tuple[str, str] | None:
+                 walks: WalkMonitor, pair_tolerance_ns: int | None,
+                 cross_view_distance: float | None = None) -> tuple[str, str] | None:
+    """``cross_view_distance``: the colour distance between the views' locked patients
+    (:meth:`inference.patient_stage.PatientStage.cross_view_distance`), None when not known."""
     missing = [s for s in samples if s is None or s.missing is not None]
     if missing:
         causes = collections.Counter((s.missing if s is not None else "too_few_frames:front,side") for s in missing)
@@ -49,6 +52,9 @@ def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *
         limit = locks[VIEWS[0]].cfg.identity_max_distance
         return "identity_changed", (f"identity changed: {'; '.join(jumps)} (limit {limit:g}): the track went over "
                                     f"to another person")
+    crowded = _crowded(present, locks)
+    if crowded is not None:
+        return "crowded", crowded
     contested = {view: s.contested[view] for s in present for view in s.contested}  # the last sample's, per view
     if contested:
         return "lock_contested", ("patient uncertain: " + "; ".join(f"{v}: {why}" for v, why in contested.items())
@@ -68,6 +74,22 @@ def check_window(samples: Sequence[ProcessedSample | None], win: WindowConfig, *
     disagreement = walks.disagreement(motion)
     if disagreement is not None:
         return "views_disagree", disagreement
+    limit = locks[VIEWS[0]].cfg.cross_view_max_distance
+    if limit is not None and cross_view_distance is not None and cross_view_distance > limit:
+        return "views_disagree", (f"views disagree: the patients' clothes differ between the views (colour distance "
+                                  f"{cross_view_distance:.2f}, limit {limit:g}): two different people")
+    return None
+
+
+def _crowded(present: Sequence[ProcessedSample], locks: Mapping[str, PatientLock]) -> str | None:
+    """Why a view is too crowded to tell the patient: the median count of eligible people over the window's
+    detected samples above ``max_people``."""
+    for view in VIEWS:
+        counts = sorted(s.eligible[view] for s in present if view in s.eligible)
+        limit = locks[view].cfg.max_people
+        if counts and counts[len(counts) // 2] > limit:
+            return (f"crowded: {counts[len(counts) // 2]} people who could be the patient in the {view} view "
+                    f"(median of {len(counts)} detected samples, limit {limit})")
     return None
 
 

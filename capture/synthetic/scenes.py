@@ -9,25 +9,32 @@ Each scene yields ``(frame index, {view: image}, {view: {name: box or None}})`` 
   view only at ``enter_s`` (before that the view shows the empty room).
 - :func:`cut_off_scene`: one view's camera is tilted so that the top of the walker's body (the head) is above
   the picture.
+- :func:`people_scene`: the walk with other simulated people in the same room (:class:`Figure`: someone
+  walking beside or behind the patient, someone crossing the walkway), each drawn into both views in depth
+  order; the patient may also leave the picture and come back (``walker_visible_s``).
 
 Synthetic figures: what a scene shows is a stand-in for a real room, not a recording of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from capture.synthetic.render import layout_walk, render_frames
+from capture.synthetic.body import Walker
+from capture.synthetic.render import draw_shadow, draw_walker, layout_walk, render_frames
 from capture.synthetic.room import render_room
 from capture.synthetic.subjects import SubjectSpec
 
 Box = tuple[float, float, float, float]
 SceneFrame = tuple[int, dict[str, np.ndarray], dict[str, dict[str, Box | None]]]
 
-__all__ = ["SceneFrame", "cut_off_scene", "empty_rooms", "mirror_scene"]
+__all__ = ["Figure", "SceneFrame", "cut_off_scene", "empty_rooms", "mirror_scene", "people_scene"]
 
 
 def empty_rooms(spec: SubjectSpec, *, size_px: int, seconds: float) -> dict[str, np.ndarray]:
@@ -103,3 +110,55 @@ def cut_off_scene(spec: SubjectSpec, *, size_px: int = 320, seconds: float = 6.0
         figures[view]["walker"] = None if box is None else (box[0], max(0.0, box[1] - shift_px), box[2],
                                                               box[3] - shift_px)
         yield i, out_images, figures
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """Another person in the room: a simulator walker of its own, placed against the patient's walk.
+
+    ``dx_m``: sideways from the patient's path (+: towards the front camera's right); ``dz_m``: along the
+    walkway from the patient's start (+: ahead); ``yaw_deg``: walking direction (0: along the walkway like the
+    patient, 90: across it); in the room from ``start_s`` to ``end_s``.
+    """
+
+    name: str
+    spec: SubjectSpec
+    dx_m: float = 0.0
+    dz_m: float = 0.0
+    yaw_deg: float = 0.0
+    start_s: float = 0.0
+    end_s: float = math.inf
+
+
+def _visible(t_s: float, spans: Sequence[tuple[float, float]] | None) -> bool:
+    return spans is None or any(a <= t_s < b for a, b in spans)
+
+
+def people_scene(spec: SubjectSpec, figures: Sequence[Figure], *, size_px: int = 320, seconds: float = 6.0,
+                 fps: float = 25.0, walker_visible_s: Sequence[tuple[float, float]] | None = None
+                 ) -> Iterator[SceneFrame]:
+    """The patient's walk (``spec``, framed as :func:`render_frames` frames it) with ``figures`` in the room; the
+    patient is drawn only within ``walker_visible_s`` spans (None: always). Figures and the patient are drawn far
+    to near in each view. Blur and sensor noise as in :func:`render_frames`; no camera shake."""
+    layout = layout_walk(spec, size_px=size_px, seconds=seconds)
+    rooms = empty_rooms(spec, size_px=size_px, seconds=seconds)
+    start = layout.walker.pelvis_position(0.0)
+    others = [(f, Walker(dataclasses.replace(f.spec, yaw_deg=f.yaw_deg), z_start=start[2] + f.dz_m,
+                         x_start=start[0] + f.dx_m)) for f in figures]
+    noise_rng = np.random.default_rng(spec.render_seed + 1)
+    for i in range(max(1, round(seconds * fps))):
+        t_s = i / fps
+        people = [("walker", layout.walker, t_s)] if _visible(t_s, walker_visible_s) else []
+        people += [(f.name, w, t_s - f.start_s) for f, w in others if f.start_s <= t_s < f.end_s]
+        images, figures_seen = {}, {}
+        for view, cam in layout.cameras.items():
+            img = rooms[view].copy()
+            boxes: dict[str, Box | None] = {"walker": None} | {f.name: None for f in figures}
+            by_depth = sorted(people, key=lambda p: -float(np.linalg.norm(p[1].pelvis_position(p[2]) - cam.position)))
+            for name, walker, t_walk in by_depth:
+                draw_shadow(img, cam, walker.pelvis_position(t_walk), walker.F, walker.H)
+                boxes[name] = draw_walker(img, cam, walker.parts(t_walk))
+            noise = noise_rng.standard_normal(img.shape, dtype=np.float32) * np.float32(spec.scene.noise_sigma)
+            images[view] = cv2.add(cv2.GaussianBlur(img, (0, 0), spec.scene.blur_sigma_px), noise, dtype=cv2.CV_8U)
+            figures_seen[view] = boxes
+        yield i, images, figures_seen

@@ -59,8 +59,8 @@ Window score (``type = "window"``, inference -> aggregator; duration_s and strid
         valid            bool
         reason           str | null   required (non-empty) when not valid, null when valid
         reason_code      str | null   REASON_CODES: too_few_frames | skew | stale | patient_missing |
-                         views_disagree | shed | truncated_body | identity_changed | lock_contested (the
-                         last three since protocol 7); null exactly when valid
+                         views_disagree | shed | truncated_body | identity_changed | lock_contested |
+                         crowded (the last four since protocol 7); null exactly when valid
         walk             int >= 0 | null   the walk (patient lock) within the session; null: no patient locked
         p_asd            float in [0, 1] | null   fused probability (null when invalid)
         p_front, p_side  float in [0, 1] | null   per-view probabilities (null when invalid or n/a)

@@ -229,3 +229,18 @@ def test_a_standing_bystander_does_not_contest_the_lock() -> None:
     later = _feed(lock, 10, lambda k: {7: REFLECTION, 1: PATIENT}, moving={7}, start=8)
     assert [u.contested is not None for u in later] == [True] * 5 + [False] * 5  # until it is known to stand still
     assert lock.locked_id == 7
+
+
+def test_affinity_picks_among_similar_candidates_the_one_like_the_other_views_patient() -> None:
+    """Two people of about the same size (within takeover_ratio): the lock goes to the one the affinity (colour
+    distance to the other view's patient) prefers, not to the slightly taller one."""
+    lock = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    taller = (400.0, 70.0, 480.0, 430.0)  # 360 px against the walker's 300
+    boxes = {1: WALKER, 2: taller}
+    for k in range(6):
+        update = lock.update(k * STEP_NS, _people(boxes), _scene(k, boxes, {1, 2}),
+                             affinity=lambda d: 0.1 if d.track_id == 1 else 0.6)
+    assert lock.locked_id == 1 and update.eligible == 2
+    plain = PatientLock(PatientConfig(), walkway=(0.0, 0.0, 1.0, 1.0))
+    _feed(plain, 6, lambda k: boxes, moving={1, 2})
+    assert plain.locked_id == 2  # by evidence alone: the taller one

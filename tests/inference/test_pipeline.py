@@ -385,3 +385,71 @@ def test_a_patient_cut_off_by_the_frame_edge_is_not_scored() -> None:
     # window 1 samples frames 25-47: 25-37 are cut off
     assert scores[1].reason.startswith("patient cut off by the frame edge: side 5/8 samples (top 5)")
     assert len(engine.clips) == 1 and pipe.stats["invalid_truncated_body"] == 2
+
+
+class CrowdTracker(FakeTracker):
+    """Four people, each moving (new pixels every frame), all tall enough to be the patient."""
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        return [Detection((2.0 + 11 * i, 5.0, 11.0 + 11 * i, 60.0), 0.9, i + 1) for i in range(4)]
+
+
+def test_a_crowd_is_not_scored() -> None:
+    """More people who could be the patient than patient.max_people (3) in a view: crowded, whoever is locked."""
+    trackers = {"front": CrowdTracker(), "side": FakeTracker()}
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    scores = _push_pairs(pipe, _frames("front", 51), _frames("side", 51))
+    assert [s.reason_code for s in scores] == ["crowded", "crowded"]
+    assert scores[0].reason == ("crowded: 4 people who could be the patient in the front view (median of 8 detected "
+                                "samples, limit 3)")
+
+
+def test_views_whose_patients_wear_different_colours_disagree() -> None:
+    """The front patient in reds, the side one in blues (two people, one per view): views_disagree by colour; the
+    same frames with max colour distance off are scored."""
+    front, side = _frames("front", 51), _frames("side", 51)
+    for f in front:
+        f.image[..., :2] //= 8  # red: little blue or green
+    for f in side:
+        f.image[..., 1:] //= 8  # blue
+    _pipe, scores, _trackers, _engine = _run(front, side)
+    assert [s.reason_code for s in scores] == ["views_disagree", "views_disagree"]
+    assert "the patients' clothes differ between the views" in scores[1].reason
+    cfg = _every_sample()
+    cfg.patient.cross_view_max_distance = None
+    _pipe, scores, _trackers, _engine = _run(front, side, cfg)
+    assert all(s.valid for s in scores)
+
+
+class RenumberingTracker(FakeTracker):
+    """The patient's track id is 1 until frame 50, then 2 (a new id after the patient was lost for a while)."""
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        if image[0, 0, 0] == 0:
+            return []
+        return [Detection((10.0, 5.0, 30.0, 60.0), 0.9, 1 if image[0, 1, 0] < 50 else 2)]
+
+
+@pytest.mark.parametrize(("recolour", "codes"), [
+    (False, [None, None, "patient_missing", "patient_missing", None, None]),
+    (True, [None, None, "patient_missing", "patient_missing", "identity_changed", "identity_changed"]),
+])
+def test_a_lock_taken_again_in_the_walk_must_look_like_the_walks_patient(recolour, codes) -> None:
+    """The patient is unseen in both views for 1.6 s (longer than lost_after_s, shorter than walk_gap_s) and comes
+    back as a new track id. Looking the same, it is the walk's patient again; in other colours (someone else), the
+    windows of that lock are identity_changed."""
+    hidden = set(range(50, 90))
+    front, side = _frames("front", 151, hidden=hidden), _frames("side", 151, hidden=hidden)
+    for f in front + side:
+        f.image[0, 1] = min(f.seq, 255)
+        if recolour and f.seq >= 90 and f.view == "side":
+            f.image[1:, :, 1:] //= 8  # blue
+    trackers = {"front": RenumberingTracker(), "side": RenumberingTracker()}
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    scores = _push_pairs(pipe, front, side)
+    assert [s.reason_code for s in scores] == codes
+    assert all(s.walk == 0 for s in scores if s.valid) and pipe.stats["walks"] == 1
+    if recolour:
+        assert "locked again in the walk, is not the walk's patient" in scores[-1].reason

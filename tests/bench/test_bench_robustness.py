@@ -1,0 +1,76 @@
+"""``dualgait bench robustness``'s scenes through the real detector (issue 18, people who are not the patient):
+whom every window was scored on, from the simulator's true boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.robustness import Scene, run_scene, scenes, summarise, who
+from dualgait.config import DualgaitConfig, load_config
+
+
+@pytest.fixture(scope="module")
+def config(assets: Path) -> DualgaitConfig:
+    cfg = load_config(None)
+    cfg.capture.front = str(assets / "videos" / "walk_front.mp4")
+    cfg.capture.side = str(assets / "videos" / "walk_side.mp4")
+    cfg.inference.detector.weights = str(assets / "weights" / "yolo11n_int8_openvino_model")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def network(config: DualgaitConfig):
+    from inference.detector import YoloModel
+
+    return YoloModel(config.inference.detector)
+
+
+@pytest.fixture(scope="module")
+def by_name(config: DualgaitConfig) -> dict[str, Scene]:
+    return {s.name: s for s in scenes(config, crowd_seconds=12.0)}
+
+
+def test_who_names_the_person_whose_true_box_matches() -> None:
+    figures = {"walker": (10.0, 10.0, 50.0, 110.0), "other": (200.0, 10.0, 240.0, 110.0), "reflection": None}
+    assert who((12.0, 8.0, 52.0, 108.0), figures) == "W"
+    assert who((198.0, 10.0, 240.0, 112.0), figures) == "O"
+    assert who((100.0, 10.0, 140.0, 110.0), figures) == "?" and who(None, figures) == "-"
+
+
+def test_summary_counts_switches_within_a_walk_and_windows_scored_on_someone_else() -> None:
+    windows = [{"window": 0, "walk": 0, "valid": True, "reason_code": None, "front": "WWWW", "side": "WWWW"},
+               {"window": 1, "walk": 0, "valid": True, "reason_code": None, "front": "WW-O", "side": "WWWW"},
+               {"window": 2, "walk": None, "valid": False, "reason_code": "patient_missing", "front": "----",
+                "side": "----"},
+               {"window": 3, "walk": 1, "valid": True, "reason_code": None, "front": "OOOO", "side": "OOOO"}]
+    row = summarise(windows, {"walks": 2}, 2)
+    assert row["subject_switches"] == {"front": 1, "side": 0}  # W -> O in walk 0; walk 1 starts afresh
+    assert row["valid_on_someone_else"] == 2 and row["valid"] == 3
+    assert row["invalid_by_reason"] == {"patient_missing": 1}
+
+
+@pytest.mark.parametrize("name", ["behind", "crossing"])
+def test_a_second_person_never_gets_a_scored_window_nor_the_lock(config, network, by_name, name) -> None:
+    row = run_scene(config, network, by_name[name])
+    assert row["valid_on_someone_else"] == 0
+    assert row["subject_switches"] == {"front": 0, "side": 0}
+    assert row["valid"] >= 3 and row["walks"] == 1
+
+
+def test_a_patient_who_leaves_and_comes_back_walks_twice(config, network, by_name) -> None:
+    """Out of the picture for 4.5 s (walk_gap_s 3 s): the first walk ends, the return is walk 1."""
+    row = run_scene(config, network, by_name["leaves and returns"])
+    assert row["walks"] == row["walks_expected"] == 2
+    walks = {w["walk"] for w in row["windows_detail"] if w["valid"]}
+    assert walks == {0, 1} and row["valid_on_someone_else"] == 0
+
+
+def test_a_crowd_is_refused_with_reasons_not_scored(config, network, by_name) -> None:
+    """PETS 2009 (3-8 people walking, the clip as both views): the windows are refused as crowded, or as an
+    identity change when the lock is passed from one pedestrian to another; not scored on whoever is tallest."""
+    row = run_scene(config, network, by_name["crowd (PETS 2009)"])
+    assert row["windows"] == 12 and row["valid"] <= 1
+    assert set(row["invalid_by_reason"]) & {"crowded", "identity_changed"}
+    assert row["invalid_by_reason"].get("crowded", 0) >= 1
