@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# Frames larger than this (longest side, pixels) are downscaled right after decoding, keeping their aspect: the
+# detector letterboxes to 640 and the crop canvas is 512 (the model sees 224), so a longer side buys nothing
+# downstream while it costs every stage (resize, transport, memory: 3840x2160 raw is 24.9 MB a frame, 1280x720 2.8).
+MAX_SIDE_PX_DEFAULT = 1280
+
 
 @dataclass(slots=True)
 class CaptureConfig:
@@ -23,6 +28,8 @@ class CaptureConfig:
     height_px: int | None = None
     fps: float | None = None
     fourcc: str | None = None  # e.g. MJPG, YUYV
+    # every source: frames with a longer side than this are downscaled after decoding (aspect kept); null: never
+    max_side_px: int | None = MAX_SIDE_PX_DEFAULT
     # replay of files (and synthetic walkers)
     speed: float = 1.0
     loop: bool = False
@@ -63,6 +70,8 @@ class CaptureConfig:
             value = getattr(self, name)
             if value is not None and not 1 <= value <= 8192:
                 raise ValueError(f"{name} must be in 1..8192, got {value}")
+        if self.max_side_px is not None and not 64 <= self.max_side_px <= 16384:
+            raise ValueError(f"max_side_px must be in 64..16384 or null, got {self.max_side_px}")
         if self.fps is not None and not 0 < self.fps <= 1000:
             raise ValueError(f"fps must be in (0, 1000], got {self.fps}")
         if self.fourcc is not None and (len(self.fourcc) != 4 or not self.fourcc.isascii()):

@@ -131,7 +131,7 @@ def _open_source(ccfg: CaptureConfig, view: str) -> tuple[Source, str | None]:
     spec = parse_source(ccfg.source(view))  # SourceError: reported by the CLI in one line
     source = make_source(spec, view, width_px=ccfg.width_px, height_px=ccfg.height_px, fps=ccfg.fps,
                          fourcc=ccfg.fourcc, start_offset_s=ccfg.start_offset_s, loop=ccfg.loop,
-                         timeout_s=ccfg.open_timeout_s)
+                         timeout_s=ccfg.open_timeout_s, max_side_px=ccfg.max_side_px)
     private = str(source.path) if isinstance(source, FileSource) else None
     if private is not None:  # logs and camera events name it by a digest: a file name can identify the patient
         source.description = f"file {file_pseudonym(private)}"  # (docs/security.md)

@@ -3,7 +3,9 @@
 A source is opened, read frame by frame and closed; it knows nothing of sockets, pacing or reconnection
 (``capture.reader`` does those). ``live`` sources are cameras: losing one means reconnecting, and a
 frame's capture time is the host clock when it was read. A file's frames carry their container
-timestamps (pts) and are paced by the reader.
+timestamps (pts, any frame rate, variable too) and are paced by the reader; a file's rotation metadata is
+applied (a portrait phone video comes out upright). Every source downscales frames whose longer side exceeds
+``max_side_px`` right after decoding (docs/capture.md, "Recordings as they come").
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
+
+from capture.config import MAX_SIDE_PX_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +44,35 @@ class SourceError(RuntimeError):
     """A source cannot be opened or read (a user-facing, one-line message)."""
 
 
+def fitted_size(width_px: int, height_px: int, max_side_px: int | None) -> tuple[int, int]:
+    """(width, height) scaled down, aspect kept, so that the longer side is at most ``max_side_px``."""
+    longest = max(width_px, height_px)
+    if max_side_px is None or longest <= max_side_px:
+        return width_px, height_px
+    scale = max_side_px / longest
+    return max(1, round(width_px * scale)), max(1, round(height_px * scale))
+
+
+def fit_within(image: np.ndarray, max_side_px: int | None) -> np.ndarray:
+    """``image`` downscaled (area interpolation, aspect kept) when its longer side exceeds ``max_side_px``."""
+    height, width = image.shape[:2]
+    size = fitted_size(width, height, max_side_px)
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+# Display rotation (ORIENTATION_META, degrees clockwise) -> the cv2.rotate code that shows the frame upright;
+# used only when the backend does not rotate by itself (OpenCV's FFmpeg backend does: CAP_PROP_ORIENTATION_AUTO)
+_ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
 @dataclass(slots=True)
 class DecodedFrame:
     index: int  # per opening of the source
-    pts_ns: int  # presentation time from the container (index / fps when the container has none)
+    pts_ns: int  # presentation time from the container, from its first frame (index / fps when it has none)
     pts_from_container: bool
-    image: np.ndarray  # (H, W, 3) uint8 BGR
+    image: np.ndarray  # (H, W, 3) uint8 BGR, upright, longer side at most the source's max_side_px
     read_mono_ns: int = 0  # host CLOCK_MONOTONIC right after the frame was read
 
 
@@ -104,24 +131,36 @@ def parse_source(text: str) -> SourceSpec:
 class FileSource:
     """Frames of a video file in order with their pts; ``start_offset_s`` skips the start, ``loop`` repeats.
 
-    pts are relative to the start offset and keep growing across loops, so pacing stays continuous.
+    pts are the container's (CAP_PROP_POS_MSEC: any frame rate, variable too), relative to the first frame and
+    to the start offset, and keep growing across loops, so pacing stays continuous. Frames come out upright (the
+    container's rotation applied) and downscaled to ``max_side_px`` (None: full size). ``fps`` is the container's
+    (average) rate, used only for the duration and where a frame has no pts.
     """
 
     live = False
 
-    def __init__(self, path: str | Path, *, start_offset_s: float = 0.0, loop: bool = False) -> None:
+    def __init__(self, path: str | Path, *, start_offset_s: float = 0.0, loop: bool = False,
+                 max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> None:
         self.path = Path(path)
         self.description = f"file {self.path}"
         self.start_offset_ns = round(start_offset_s * 1e9)
         self.loop = loop
+        self.max_side_px = max_side_px
         if not self.path.is_file():
             raise SourceError(f"video not found: {self.path}")
         self._cap: Any = None
+        self._rotate: int | None = None  # cv2.rotate code when the backend does not apply the rotation itself
         self._open_capture()
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 0.0
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.width_px = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height_px = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        # the stored rotation (degrees clockwise to show it upright); the size as decoded, upright
+        self.rotation_deg = round(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        self.decoded_width_px = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.decoded_height_px = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if self._rotate in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+            self.decoded_width_px, self.decoded_height_px = self.decoded_height_px, self.decoded_width_px
+        # the size of the frames handed out
+        self.width_px, self.height_px = fitted_size(self.decoded_width_px, self.decoded_height_px, max_side_px)
         if self.fps <= 0 or self.width_px <= 0 or self.height_px <= 0:
             self.close()
             raise SourceError(f"not a readable video (no frame rate or size): {self.path}")
@@ -133,6 +172,7 @@ class FileSource:
         self._emitted = 0  # frames returned since open()
         self._loop_base_ns = 0  # pts of the first frame of this pass, on the continuous timeline
         self._last_pts_ns = 0
+        self._pass_pts_ns = 0  # container pts of the last frame decoded in this pass
 
     @property
     def duration_s(self) -> float:
@@ -145,6 +185,11 @@ class FileSource:
         if not self._cap.isOpened():
             raise SourceError(f"cannot open video (unreadable or unknown format): {self.path}")
         self._index = 0
+        # portrait phone videos store landscape pixels plus a display rotation: the backend applies it (the
+        # default of OpenCV's FFmpeg backend, asked for explicitly), else it is applied here
+        rotation = round(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        auto = self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1) and self._cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 1
+        self._rotate = None if auto else _ROTATE_CODES.get(rotation)
 
     def open(self) -> None:
         if self._cap is None:
@@ -160,6 +205,7 @@ class FileSource:
         from_container = pos_ms > 0 or self._index == 0
         pts_ns = round(pos_ms * 1e6) if from_container else round(self._index * 1e9 / self.fps)
         self._index += 1
+        self._pass_pts_ns = pts_ns
         return image, pts_ns, from_container
 
     def read(self) -> DecodedFrame | None:
@@ -178,6 +224,9 @@ class FileSource:
             image, pts_ns, from_container = raw
             if pts_ns < self.start_offset_ns:
                 continue
+            if self._rotate is not None:
+                image = cv2.rotate(image, self._rotate)
+            image = fit_within(image, self.max_side_px)
             pts_ns = self._loop_base_ns + pts_ns - self.start_offset_ns
             self._last_pts_ns = pts_ns
             frame = DecodedFrame(self._emitted, pts_ns, from_container, image, time.monotonic_ns())
@@ -185,12 +234,15 @@ class FileSource:
             return frame
 
     def _check_complete(self) -> None:
-        """At the end of a pass: SourceError when far fewer frames decoded than the container declares."""
+        """At the end of a pass: SourceError when far fewer frames decoded than the container declares and their
+        pts stop well before its duration. Both: where the container has no frame count (Matroska, WebM) OpenCV
+        estimates it from the duration and the nominal rate, which a variable frame rate file need not reach."""
         missing = self.frame_count - self._index
-        if missing > max(TRUNCATED_MIN_FRAMES, TRUNCATED_MIN_FRACTION * self.frame_count):
+        margin = max(TRUNCATED_MIN_FRAMES, TRUNCATED_MIN_FRACTION * self.frame_count)
+        reached_s = self._pass_pts_ns / 1e9 + 1 / self.fps  # the end of the last frame (one nominal period)
+        if missing > margin and self.duration_s - reached_s > margin / self.fps:
             raise SourceError(f"video is truncated or corrupt: decoding stopped after frame {self._index} of "
-                              f"{self.frame_count} ({self._index / self.fps:.1f} of {self.duration_s:.1f} s): "
-                              f"{self.path}")
+                              f"{self.frame_count} ({reached_s:.1f} of {self.duration_s:.1f} s): {self.path}")
         if missing > 0:
             log.debug("%s: %d of %d frames decoded (the container's count may be an estimate)", self.description,
                         self._index, self.frame_count)
@@ -217,8 +269,9 @@ class _OpenCVCamera:
     live = True
     description = "camera"
 
-    def __init__(self, factory: CaptureFactory) -> None:
+    def __init__(self, factory: CaptureFactory, max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> None:
         self._factory = factory
+        self.max_side_px = max_side_px
         self._cap: Any = None
         self._index = 0
         self._t0_ns = 0
@@ -239,7 +292,7 @@ class _OpenCVCamera:
         now_ns = time.monotonic_ns()
         if not ok or image is None:
             raise SourceError(f"{self.description}: no frame (disconnected or timed out)")
-        frame = DecodedFrame(self._index, now_ns - self._t0_ns, False, image, now_ns)
+        frame = DecodedFrame(self._index, now_ns - self._t0_ns, False, fit_within(image, self.max_side_px), now_ns)
         self._index += 1
         return frame
 
@@ -257,8 +310,8 @@ class CameraSource(_OpenCVCamera):
 
     def __init__(self, device: int, *, width_px: int | None = None, height_px: int | None = None,
                  fps: float | None = None, fourcc: str | None = None,
-                 factory: CaptureFactory = cv2.VideoCapture) -> None:
-        super().__init__(factory)
+                 factory: CaptureFactory = cv2.VideoCapture, max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> None:
+        super().__init__(factory, max_side_px)
         self.device = device
         self.description = f"USB camera {device}"
         self.requested = {"width_px": width_px, "height_px": height_px, "fps": fps, "fourcc": fourcc}
@@ -294,8 +347,9 @@ class CameraSource(_OpenCVCamera):
 class StreamSource(_OpenCVCamera):
     """An IP camera: RTSP or HTTP (MJPEG) URL through OpenCV's FFmpeg backend, with open/read time-outs."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, factory: CaptureFactory = cv2.VideoCapture) -> None:
-        super().__init__(factory)
+    def __init__(self, url: str, *, timeout_s: float = 5.0, factory: CaptureFactory = cv2.VideoCapture,
+                 max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> None:
+        super().__init__(factory, max_side_px)
         self.url = url
         parts = urlsplit(url)
         # never log credentials embedded in the URL
@@ -323,11 +377,12 @@ class SyntheticSource:
     live = False
 
     def __init__(self, view: str, *, asd: bool, seed: int = 0, seconds: float | None = None,
-                 size_px: int | None = None, start_offset_s: float = 0.0, loop: bool = False) -> None:
+                 size_px: int | None = None, start_offset_s: float = 0.0, loop: bool = False,
+                 max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> None:
         # seconds / size_px None: the demo walk's (capture.synthetic.demo_walker, the demo model's training walks)
         self.view, self.asd, self.seed = view, asd, seed
         self.seconds, self.size_px = seconds, size_px
-        self.start_offset_s, self.loop = start_offset_s, loop
+        self.start_offset_s, self.loop, self.max_side_px = start_offset_s, loop, max_side_px
         self.description = f"synthetic {'asd' if asd else 'normal'} walker (seed {seed}, {view} view)"
         self._dir: Path | None = None
         self._file: FileSource | None = None
@@ -341,7 +396,8 @@ class SyntheticSource:
         front, side = render_demo_walker(self._dir, asd=self.asd, seed=self.seed, seconds=self.seconds,
                                          size_px=self.size_px)
         video = front if self.view == "front" else side
-        self._file = FileSource(video, start_offset_s=self.start_offset_s, loop=self.loop)
+        self._file = FileSource(video, start_offset_s=self.start_offset_s, loop=self.loop,
+                                max_side_px=self.max_side_px)
 
     def read(self) -> DecodedFrame | None:
         if self._file is None:
@@ -359,12 +415,14 @@ class SyntheticSource:
 
 def make_source(spec: SourceSpec, view: str, *, width_px: int | None = None, height_px: int | None = None,
                 fps: float | None = None, fourcc: str | None = None, start_offset_s: float = 0.0,
-                loop: bool = False, timeout_s: float = 5.0) -> Source:
+                loop: bool = False, timeout_s: float = 5.0, max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> Source:
     """The source a spec names; a missing or unreadable file raises SourceError here, before any socket."""
     if spec.kind == "file":
-        return FileSource(spec.target, start_offset_s=start_offset_s, loop=loop)
+        return FileSource(spec.target, start_offset_s=start_offset_s, loop=loop, max_side_px=max_side_px)
     if spec.kind == "usb":
-        return CameraSource(int(spec.target), width_px=width_px, height_px=height_px, fps=fps, fourcc=fourcc)
+        return CameraSource(int(spec.target), width_px=width_px, height_px=height_px, fps=fps, fourcc=fourcc,
+                            max_side_px=max_side_px)
     if spec.kind == "stream":
-        return StreamSource(spec.target, timeout_s=timeout_s)
-    return SyntheticSource(view, asd=spec.target == "asd", seed=spec.seed, start_offset_s=start_offset_s, loop=loop)
+        return StreamSource(spec.target, timeout_s=timeout_s, max_side_px=max_side_px)
+    return SyntheticSource(view, asd=spec.target == "asd", seed=spec.seed, start_offset_s=start_offset_s, loop=loop,
+                           max_side_px=max_side_px)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from capture.config import MAX_SIDE_PX_DEFAULT
 from capture.sources import SourceError
 from core.messages import VIEWS, EndOfStream, Frame, WindowScore
 
@@ -43,11 +44,11 @@ class ReplayClock:
         return self._frame_ns + time.perf_counter_ns() - self._at_ns
 
 
-def _decode(path: str, view: str, out: queue.Queue, stop: threading.Event) -> None:
+def _decode(path: str, view: str, out: queue.Queue, stop: threading.Event, max_side_px: int | None) -> None:
     from capture.sources import FileSource
 
     try:
-        source = FileSource(path)
+        source = FileSource(path, max_side_px=max_side_px)
     except SourceError as exc:
         out.put(exc)
         return
@@ -70,11 +71,13 @@ def _decode(path: str, view: str, out: queue.Queue, stop: threading.Event) -> No
         out.put(_END)
 
 
-def decoded_pair(front: str, side: str, *, queue_frames: int = 16) -> Iterator[Frame]:
-    """Both files' frames in capture-time order, decoded by one thread per view (bounded queues)."""
+def decoded_pair(front: str, side: str, *, queue_frames: int = 16,
+                 max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> Iterator[Frame]:
+    """Both files' frames in capture-time order, decoded by one thread per view (bounded queues), upright and
+    downscaled to ``max_side_px`` like a capture process's (capture.max_side_px)."""
     stop = threading.Event()
     queues = {view: queue.Queue(maxsize=queue_frames) for view in VIEWS}
-    threads = [threading.Thread(target=_decode, args=(path, view, queues[view], stop), daemon=True,
+    threads = [threading.Thread(target=_decode, args=(path, view, queues[view], stop, max_side_px), daemon=True,
                                 name=f"decode-{view}") for view, path in (("front", front), ("side", side))]
     for thread in threads:
         thread.start()
@@ -122,7 +125,7 @@ class ScoringStopped(SourceError):
 
 
 def score_pair(pipeline, front: str, side: str, *, on_score: Callable[[WindowScore], None] | None = None,
-               clock: ReplayClock | None = None) -> OfflineResult:
+               clock: ReplayClock | None = None, max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> OfflineResult:
     """Run ``pipeline`` (built with ``clock_ns=clock``) over the pair; ``on_score`` sees each score.
 
     A decoding error (truncated or corrupt file) still ends the pipeline, with the error as the reason, and
@@ -132,7 +135,7 @@ def score_pair(pipeline, front: str, side: str, *, on_score: Callable[[WindowSco
     clock = clock or ReplayClock()
     t0 = time.perf_counter()
     try:
-        _score_frames(pipeline, decoded_pair(front, side), result, clock, on_score)
+        _score_frames(pipeline, decoded_pair(front, side, max_side_px=max_side_px), result, clock, on_score)
     except SourceError as exc:
         result.error = str(exc)
         _end(pipeline, result, t0, f"decoding error: {exc}")
