@@ -53,12 +53,13 @@ class Command:
 
 @dataclass(slots=True)
 class WalkwayView:
-    """What the page shows of one walkway: its session, chart, cameras and previews."""
+    """What the page shows of one walkway: its session, chart, cameras, previews and the last window's crops."""
 
     chart: deque[dict[str, Any]]
     session: dict[str, Any] | None = None
     cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
     previews: dict[str, tuple[Preview, int]] = field(default_factory=dict)
+    crops: dict[str, tuple[Preview, int]] = field(default_factory=dict)  # view -> model input of the last window
 
 
 class LiveState:
@@ -126,7 +127,8 @@ class LiveState:
 
     def preview(self, preview: Preview, rx_ns: int) -> None:
         with self._lock:
-            self._walkway(preview.walkway).previews[preview.view] = (preview, rx_ns)
+            state = self._walkway(preview.walkway)
+            (state.crops if preview.kind == "crops" else state.previews)[preview.view] = (preview, rx_ns)
 
     def end_of_stream(self, eos: EndOfStream) -> None:
         with self._lock:
@@ -169,13 +171,15 @@ class LiveState:
         first = next(iter(self.walkways), None)
         return (first, self.walkways[first]) if first is not None else (DEFAULT_WALKWAY, None)
 
-    def preview_jpeg(self, view: str, walkway: str | None = None) -> bytes | None:
+    def preview_jpeg(self, view: str, walkway: str | None = None, *, kind: str = "frame") -> bytes | None:
+        """The latest preview JPEG of ``view``: its camera frame, or (``kind`` "crops") its last window's crops."""
         with self._lock:
             try:
                 _name, state = self._pick(walkway)
             except UnknownWalkway:
                 return None
-            got = state.previews.get(view) if state is not None else None
+            kept = (state.crops if kind == "crops" else state.previews) if state is not None else {}
+            got = kept.get(view)
         return None if got is None else got[0].jpeg
 
     def snapshot(self, walkway: str | None = None) -> dict[str, Any]:
@@ -199,12 +203,23 @@ class LiveState:
                 else:
                     cam["preview"] = None
                 cameras[view] = cam
+            crops = {}
+            for view in VIEWS:
+                got = state.crops.get(view)
+                if got is not None:
+                    p, rx_ns = got
+                    age_s = (now - rx_ns) / 1e9
+                    crops[view] = {"window": p.seq, "width": p.preview_width, "height": p.preview_height,
+                                   "age_s": round(age_s, 2), "stale": age_s > self.preview_max_age_s}
+                else:
+                    crops[view] = None
             return {
                 "walkway": name,
                 "walkways": list(self.walkways),
                 "session": state.session,
                 "chart": list(state.chart),
                 "cameras": cameras,
+                "crops": crops,
                 "pipeline": {
                     "windows": self.windows,
                     "by_validity": dict(self.by_validity),

@@ -5,6 +5,8 @@ Routes::
     GET  /                      the page (aggregator/static/index.html + app.js + style.css)
     GET  /api/state             everything the page shows of one walkway, JSON (LiveState.snapshot)
     GET  /api/preview/<view>.jpg  the walkway's latest camera preview (404 before the first)
+    GET  /api/crops/<view>.jpg    the view's model input of the walkway's last window, its crops in a row (404
+                                before the first; inference.preview.CropsPreview)
     POST /api/session/end       end the walkway's open walk session (operator command); needs the header
                                 ``X-Dualgait-Operator: 1`` so that a page of another site cannot post it
 
@@ -144,12 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(HTTPStatus.OK, self.server.state.snapshot(walkway))
             except UnknownWalkway:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown walkway {walkway!r}"})
-        if path.startswith("/api/preview/") and path.endswith(".jpg"):
-            view = path[len("/api/preview/"):-len(".jpg")]
-            jpeg = self.server.state.preview_jpeg(view, walkway) if view in VIEWS else None
-            if jpeg is None:
-                return self._json(HTTPStatus.NOT_FOUND, {"error": f"no preview of {view!r} yet"})
-            return self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+        for kind, prefix in (("frame", "/api/preview/"), ("crops", "/api/crops/")):
+            if path.startswith(prefix) and path.endswith(".jpg"):
+                view = path[len(prefix):-len(".jpg")]
+                jpeg = self.server.state.preview_jpeg(view, walkway, kind=kind) if view in VIEWS else None
+                if jpeg is None:
+                    what = "preview" if kind == "frame" else "crops"
+                    return self._json(HTTPStatus.NOT_FOUND, {"error": f"no {what} of {view!r} yet"})
+                return self._send(HTTPStatus.OK, jpeg, "image/jpeg")
         return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
     def do_POST(self) -> None:

@@ -69,6 +69,13 @@ def _add_demo_args(demo: argparse.ArgumentParser) -> None:
                            "instead of the recording")
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
+    _add_run_args(demo)
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    from dualgait.score import add_save_video_arg
+
+    add_save_video_arg(parser)
 
 
 def _add_capture_args(cap: argparse.ArgumentParser) -> None:
@@ -125,7 +132,8 @@ COMMANDS = {c.name: c for c in (
             "dualgait.doctor:add_doctor_args", "dualgait.doctor:run_doctor", config=False),
     Command("score", "score a recorded front/side pair offline, as fast as possible",
             "dualgait.score:add_score_args", "dualgait.score:run_score"),
-    Command("run", "start all four processes from the config and supervise them", None, "cmd_run", config=False),
+    Command("run", "start all four processes from the config and supervise them", "_add_run_args", "cmd_run",
+            config=False),
     Command("capture", "one capture process: a camera, stream, recording or synthetic walker",
             "_add_capture_args", "cmd_capture", config=False),
     Command("export", "build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it",
@@ -164,9 +172,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from core.folders import check_writable_dir
     from dualgait.launcher import LaunchError, run_pipeline
     from dualgait.preflight import check_assets, check_ports, planned_tcp_binds
+    from dualgait.score import check_save_video_dir, save_video_overrides
 
-    cfg = _load(args)
+    cfg = _load(args, save_video_overrides(args))
     out_dir = check_writable_dir(args.output, what="output folder", fix="choose another with --output DIR")
+    check_save_video_dir(cfg)
     capture = {}
     if args.front:
         capture["front"] = args.front
@@ -218,15 +228,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"demo finished in {wall_s:.1f} s for {max(durations):.1f} s of recording; "
           f"wrote {out_dir / 'windows.jsonl'} and {summary_path}", flush=True)
+    if cfg.inference.save_video_dir is not None:
+        print(f"annotated videos and window contact sheets: {cfg.inference.save_video_dir}/<stream>/", flush=True)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dualgait.launcher import run_pipeline
     from dualgait.preflight import check_ports, planned_tcp_binds
+    from dualgait.score import check_save_video_dir, save_video_overrides
     from inference.engines.cache import check_cache_dir
 
-    cfg = _load(args)
+    cfg = _load(args, save_video_overrides(args))
+    check_save_video_dir(cfg)
     check_ports(planned_tcp_binds(cfg))
     if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
         check_cache_dir(cfg.inference.model.cache_dir)

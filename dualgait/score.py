@@ -1,8 +1,10 @@
 """``dualgait score FRONT SIDE``: offline scoring of a recorded pair with the live code path.
 
 Prints the aggregator's per-second lines and summary, and writes ``windows.jsonl`` and ``summary.json``
-to ``--output`` when given. The model is the configured one; without weights it is the synthetic demo
-model (built once and cached, like ``dualgait demo``), or random weights with ``--untrained``.
+to ``--output`` when given; ``--save-video DIR``: what was scored, ``DIR/front.mp4``, ``DIR/side.mp4`` (annotated
+sampled frames) and ``DIR/windows/window_NNNN.png`` (each window's model input), see :mod:`inference.annotate`.
+The model is the configured one; without weights it is the synthetic demo model (built once and cached, like
+``dualgait demo``), or random weights with ``--untrained``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,29 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--untrained", action="store_true",
                         help="random model weights when no weights are configured (scores are meaningless)")
     parser.add_argument("--quiet", action="store_true", help="no per-window lines, only the summary")
+    add_save_video_arg(parser)
+
+
+def add_save_video_arg(parser: argparse.ArgumentParser) -> None:
+    """``--save-video DIR`` (score, run, demo): sets ``inference.save_video_dir``."""
+    parser.add_argument("--save-video", metavar="DIR",
+                        help="write an annotated video per view (people, the locked patient, windows and their "
+                             "scores) and a contact sheet of each window's model input to DIR")
+
+
+def save_video_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` assignments of ``--save-video DIR`` (none without it)."""
+    folder = getattr(args, "save_video", None)
+    return [f"inference.save_video_dir={json.dumps(folder)}"] if folder else []
+
+
+def check_save_video_dir(cfg: DualgaitConfig) -> None:
+    """The folder of ``inference.save_video_dir`` (when set) can be written, else one line naming the fix."""
+    if cfg.inference.save_video_dir is not None:
+        from core.folders import check_writable_dir
+
+        check_writable_dir(cfg.inference.save_video_dir, what="video folder",
+                           fix="choose another with --save-video DIR")
 
 
 def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
@@ -95,6 +120,9 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from offline.score import ReplayClock, ScoringStopped, score_pair
 
     check_assets({"front video": args.front, "side video": args.side}, cfg.inference.detector.weights)
+    if args.save_video:
+        cfg = with_overrides(cfg, {"inference": {"save_video_dir": args.save_video}})
+    check_save_video_dir(cfg)
     from capture.sources import FileSource
 
     for path in (args.front, args.side):  # an unreadable video: SourceError now, not after building the model
@@ -103,6 +131,11 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     prepare_engine(cfg, args.front, args.side)
     clock = ReplayClock()
     pipeline = build_pipeline(cfg, clock_ns=clock)
+    recorders = {}
+    if cfg.inference.save_video_dir is not None:
+        from inference.annotate import attach_recorders
+
+        recorders = attach_recorders({pipeline.walkway: pipeline}, cfg.inference.save_video_dir, per_stream=False)
     aggregator = ScoreAggregator()
     records: list[dict[str, Any]] = []
 
@@ -113,11 +146,20 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
             print(line, flush=True)
 
     try:
-        result = score_pair(pipeline, args.front, args.side, on_score=on_score, clock=clock)
+        try:
+            result = score_pair(pipeline, args.front, args.side, on_score=on_score, clock=clock,
+                                max_side_px=cfg.capture.max_side_px)
+        finally:
+            for recorder in recorders.values():
+                recorder.close()
     except ScoringStopped as stopped:
         _report(args, aggregator, records, stopped.result)
         raise
     _report(args, aggregator, records, result)
+    for recorder in recorders.values():
+        if recorder.error is not None:
+            raise OSError(f"the annotated video stopped: {recorder.error}")
+        print(f"wrote annotated videos and {len(records)} window contact sheets to {recorder.folder}", flush=True)
     return 0
 
 

@@ -239,6 +239,7 @@ class PreviewConfig:
     rate_hz: float = 2.0        # per view
     width_px: int = 320         # preview width; the height keeps the frame's aspect ratio
     jpeg_quality: int = 70
+    crops: bool = True          # also the last window's model input per view (the live view's crops panel)
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
@@ -267,6 +268,9 @@ class InferenceConfig:
     batch_walkways: bool = True
     # a view whose capture (heard before) sends nothing, not even a heartbeat, for this long has ended
     view_silence_s: float = 5.0
+    # annotated video per view and a contact sheet of the model input per window (inference.annotate), written
+    # here (one subfolder per stream, and per walkway when there are several; --save-video DIR); null: none
+    save_video_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.detector.interval_samples is None:  # resolved here, where the window stride is known
@@ -279,3 +283,5 @@ class InferenceConfig:
             raise ValueError("receive_hwm_frames must be >= 1")
         if self.view_silence_s <= 0:
             raise ValueError(f"view_silence_s must be > 0, got {self.view_silence_s}")
+        if self.save_video_dir is not None and not self.save_video_dir.strip():
+            raise ValueError("save_video_dir must be a folder or null, not empty")

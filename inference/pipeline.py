@@ -47,7 +47,8 @@ from inference.validity import check_window
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectRequest", "InferencePipeline", "Model", "PendingWindow", "ProcessedSample", "score_windows"]
+__all__ = ["DetectRequest", "InferencePipeline", "Model", "Observer", "PendingWindow", "ProcessedSample",
+           "score_windows"]
 
 
 class Model(Protocol):
@@ -88,6 +89,7 @@ class PendingWindow:
     pair_ms: float
     walk: int | None
     overload_level: int = 0  # inference.overload's level when the window was made
+    first_sample: int = 0  # index of the window's first sample
 
 
 Steps = Generator[DetectRequest | PendingWindow, dict[str, list[Detection]] | None, None]
@@ -138,6 +140,22 @@ def drive(steps: Steps, detector: Detector) -> list[PendingWindow]:
             pending.append(item)
 
 
+class Observer(Protocol):
+    """Sees what the pipeline processed: ``InferencePipeline.observers``, e.g. :mod:`inference.annotate`'s recorder."""
+
+    def sample(self, session: str, sample: ProcessedSample, images: Mapping[str, np.ndarray]) -> None:
+        """A sample with a frame pair (view -> image), before detection; the sample object fills in later."""
+        ...
+
+    def window(self, pending: PendingWindow, score: WindowScore) -> None:
+        """A finished window and its score."""
+        ...
+
+    def end(self, session: str) -> None:
+        """The stream ended."""
+        ...
+
+
 class InferencePipeline:
     """One stream (session) at a time of one walkway; ``reset()`` starts the next one."""
 
@@ -150,6 +168,7 @@ class InferencePipeline:
         self.clock_ns = clock_ns
         # the machine's load outlives a stream: the overload level is kept across reset()
         self.overload = OverloadGovernor(cfg.overload, walkway=walkway)
+        self.observers: list[Observer] = []  # none by default: nothing is kept for them
         self.reset()
 
     def reset(self) -> None:
@@ -249,6 +268,8 @@ class InferencePipeline:
             last_received_ns=max(m[0] for m in meta.values()), skew_ns=pair.skew_ns,
             stale=next((m[1] for m in meta.values() if m[1] is not None), None))
         self.samples[sample.index] = out
+        for observer in self.observers:
+            observer.sample(self.session, out, {v: f.image for v, f in frames.items()})
         if not self.sampler.needed(sample.index):
             out.skipped = True
             self.stats["samples_skipped"] += 1
@@ -315,7 +336,7 @@ class InferencePipeline:
         return PendingWindow(owner=self, window=ready.window, first=samples[0], present=present, end_ns=end_ns,
                              code=code, reason=reason, clips=clips, start_ns=self.clock_ns(), pair_ms=pair_ms,
                              walk=self.patients.walks.walk if self.patients.walks.active else None,
-                             overload_level=level)
+                             overload_level=level, first_sample=ready.first_sample)
 
     def finish_window(self, pending: PendingWindow, out: Mapping[str, float], model_ms: float) -> WindowScore:
         """The score message of ``pending`` from the model's output ``out`` (empty for an invalid window)."""
@@ -331,7 +352,7 @@ class InferencePipeline:
         self._observe_load(pending, timings)
         self._model_end_ns = self.clock_ns()
         first = pending.first
-        return WindowScore(
+        score = WindowScore(
             session=self.session,
             window=pending.window,
             frames={v: [s.seqs[v] for s in present] for v in VIEWS},
@@ -358,6 +379,9 @@ class InferencePipeline:
             walkway=self.walkway,
             overload_level=pending.overload_level,
         )
+        for observer in self.observers:
+            observer.window(pending, score)
+        return score
 
     def _observe_load(self, pending: PendingWindow, timings: Mapping[str, float]) -> None:
         """The overload governor's input, once per window: its receive lag and its work over the stride."""
@@ -410,4 +434,6 @@ class InferencePipeline:
         stats.update(self.overload.stats)
         for view, lock in self.patients.locks.items():
             stats.update({f"patient_{key}_{view}": n for key, n in lock.stats.items()})
+        for observer in self.observers:
+            observer.end(self.session)
         return EndOfStream(source="inference", reason=reason, stats=stats, walkway=self.walkway)

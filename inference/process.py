@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import zmq
 
+from core.folders import check_writable_dir
 from core.messages import (
     DEFAULT_WALKWAY,
     VIEWS,
@@ -28,7 +29,7 @@ from core.security import Curve
 from core.transport import Receiver, StopFlag, mark_ready, pub_socket, pull_socket, sub_socket
 from inference.camera_monitor import CameraMonitor
 from inference.config import InferenceConfig
-from inference.preview import PreviewThrottle
+from inference.preview import CropsPreview, PreviewThrottle
 
 if TYPE_CHECKING:
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
@@ -158,6 +159,7 @@ class WalkwayInput:
     receiver: Receiver | LosslessReceiver
     monitor: CameraMonitor
     previews: PreviewThrottle | None = None
+    crops: CropsPreview | None = None  # the last window's model input (a pipeline observer), for the live view
     finished: bool = False  # its stream ended and the process exits at the end of every walkway's
 
     def sockets(self) -> list[zmq.Socket]:
@@ -222,6 +224,10 @@ def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: Sto
     def publish(scores) -> None:
         for score in scores:
             scores_out.send_multipart(encode_window(pipelines[score.walkway].stamp_latency(score)))
+        for io in inputs:  # after its window's score: the crops panel finds the verdict
+            for preview in io.crops.take() if io.crops is not None else ():
+                preview.walkway = io.walkway
+                scores_out.send_multipart(encode_preview(preview))
 
     while not stop:
         for io, message, received_ns in source.poll(poll_ms):
@@ -289,7 +295,15 @@ def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     stop = StopFlag()
     cameras = VIEWS + tuple(f"{w.id}.{view}" for w in cfg.walkways for view in VIEWS)
     curve = Curve.for_process(cfg, binds=("scores",), connects=cameras)  # ConfigError before the model loads
+    if cfg.inference.save_video_dir is not None:  # an unwritable folder: one line before the model loads
+        check_writable_dir(cfg.inference.save_video_dir, what="video folder",
+                           fix="choose another with --save-video DIR or inference.save_video_dir")
     batcher = build_batcher(cfg)
+    recorders = {}
+    if cfg.inference.save_video_dir is not None:
+        from inference.annotate import attach_recorders
+
+        recorders = attach_recorders(batcher.pipelines, cfg.inference.save_video_dir, per_stream=True)
     ctx = zmq.Context()
     try:
         inputs = []
@@ -302,11 +316,17 @@ def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
             else:
                 receiver = Receiver(sockets["both"])
                 monitor.idle_ns = lambda receiver=receiver: receiver.waited_ns
-            inputs.append(WalkwayInput(walkway, receiver, monitor, PreviewThrottle.from_config(cfg.inference.preview)))
+            crops = CropsPreview.from_config(cfg.inference.preview, frames=cfg.inference.window.frames)
+            if crops is not None:
+                batcher.pipelines[walkway].observers.append(crops)
+            inputs.append(WalkwayInput(walkway, receiver, monitor, PreviewThrottle.from_config(cfg.inference.preview),
+                                       crops))
         scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000, curve=curve)
         mark_ready(ready_file)
         serve(batcher, inputs, scores_out, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream)
     finally:
+        for recorder in recorders.values():
+            recorder.close()
         if curve is not None:
             curve.close()
         ctx.destroy(linger=0)

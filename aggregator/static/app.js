@@ -1,4 +1,5 @@
-// dualgait live view: polls /api/state, draws the score chart (SVG), the camera previews (canvas) and health.
+// dualgait live view: polls /api/state, draws the score chart (SVG), the camera previews (canvas) and health,
+// and shows the last window's model input (crops panel).
 // One walkway (camera pair) at a time, picked in the header (default: the first one the aggregator saw).
 // Nothing is fetched from anywhere but this server.
 "use strict";
@@ -28,6 +29,9 @@ function renderWalkways(state) {
       const canvas = $(`#cam-${view} canvas`);
       canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
       delete canvas.dataset.seq;
+      const img = $(`#crops-${view} img`);
+      img.removeAttribute("src");
+      delete img.dataset.window;
     }
     $("#end-result").textContent = "";
   }
@@ -151,6 +155,24 @@ function renderCameras(state) {
   }
 }
 
+function renderCrops(state) {
+  const crops = state.crops || {};
+  let caption = "(none yet)";
+  for (const view of Object.keys(shownSeq)) {
+    const c = crops[view];
+    const img = $(`#crops-${view} img`);
+    if (!c) continue;
+    if (img.dataset.window !== String(c.window)) {
+      img.src = `/api/crops/${view}.jpg?window=${c.window}&${walkwayQuery(state.walkway)}`;
+      img.dataset.window = c.window;
+    }
+    const point = state.chart.filter((p) => p.window === c.window).pop();
+    const verdict = !point ? "" : point.valid ? `: p_asd ${fmt(point.p_asd)}` : `: not scored (${point.reason_code})`;
+    caption = `window ${c.window}${verdict}${c.stale ? " (stale)" : ""}; one crop per sample, as the model saw them`;
+  }
+  $("#crops-caption").textContent = caption;
+}
+
 function renderPipeline(state) {
   const p = state.pipeline;
   const rows = [
@@ -184,6 +206,7 @@ async function poll() {
     renderSession(state);
     renderChart(state);
     renderCameras(state);
+    renderCrops(state);
     renderPipeline(state);
     $("#connection").textContent = "live";
     $("#connection").className = "";

@@ -92,6 +92,9 @@ only, never stored: inference/preview.py)::
         track_id         int >= 0 | null   the tracker's id of that box
         preview_width, preview_height   int 1..MAX_PREVIEW_SIDE_PX (1024)   size of the JPEG below
         walkway          str   the camera pair (DEFAULT_WALKWAY 'main' for one pair)
+        kind             "frame" | "crops" (optional: "frame")   "crops": the view's model input of the last
+                         window (at most rate_hz per view): its crops in one row, ``seq`` the window index,
+                         capture_mono_ns the window's end, width/height the JPEG's size; box_xyxy and track_id null
     part 1: a JPEG file (BGR), at most MAX_PREVIEW_BYTES (256 KiB); it must decode to the preview size
 
 Walk-session update (``type = "session"``, aggregator -> any consumer, published on
@@ -158,7 +161,14 @@ from core.messages.camera import (
     encode_heartbeat,
 )
 from core.messages.frame import EndOfStream, Frame, decode_eos, decode_frame, encode_eos, encode_frame
-from core.messages.preview import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Preview, decode_preview, encode_preview
+from core.messages.preview import (
+    MAX_PREVIEW_BYTES,
+    MAX_PREVIEW_SIDE_PX,
+    PREVIEW_KINDS,
+    Preview,
+    decode_preview,
+    encode_preview,
+)
 from core.messages.session import (
     DECISIONS,
     SESSION_END_REASONS,
@@ -193,8 +203,8 @@ def decode(parts: list[bytes]) -> Message:
 __all__ = [
     "CAMERA_STATES", "DECISIONS", "DEFAULT_WALKWAY",
     "MAX_HEADER_BYTES", "MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE_PX", "MAX_SIDE_PX",
-    "OVERLOAD_STEPS", "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS", "SESSION_END_REASONS",
-    "SESSION_EVENTS", "VIEWS", "WALKWAY_ID_PATTERN",
+    "OVERLOAD_STEPS", "PREVIEW_KINDS", "PROCESS_EVENTS", "PROTOCOL_VERSION", "REASON_CODES", "REQUIRED_COUNTERS",
+    "SESSION_END_REASONS", "SESSION_EVENTS", "VIEWS", "WALKWAY_ID_PATTERN",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
     "ProcessEvent", "SessionUpdate", "WindowScore",
     "check_walkway_id", "decode", "decode_camera_state",

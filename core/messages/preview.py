@@ -23,11 +23,14 @@ from core.messages.base import (
 
 MAX_PREVIEW_SIDE_PX = 1024
 MAX_PREVIEW_BYTES = 256 * 1024
+# what a preview shows: a camera frame, or the last window's model input of the view (the crops, in a row)
+PREVIEW_KINDS = ("frame", "crops")
 
 
 @dataclass(slots=True)
 class Preview:
-    """A downscaled JPEG of one camera frame with the patient's box in the original frame's pixels."""
+    """A downscaled JPEG of one camera frame with the patient's box in the original frame's pixels; ``kind``
+    "crops": the model input of a window (``seq``: its index) in one row, its size in ``width``/``height``."""
 
     view: str
     seq: int
@@ -40,6 +43,7 @@ class Preview:
     preview_width: int
     preview_height: int
     walkway: str = DEFAULT_WALKWAY
+    kind: str = "frame"  # PREVIEW_KINDS
 
 
 def encode_preview(preview: Preview) -> list[bytes]:
@@ -47,7 +51,7 @@ def encode_preview(preview: Preview) -> list[bytes]:
               "capture_mono_ns": preview.capture_mono_ns, "width": preview.width, "height": preview.height,
               "box_xyxy": None if preview.box_xyxy is None else [float(v) for v in preview.box_xyxy],
               "track_id": preview.track_id, "preview_width": preview.preview_width,
-              "preview_height": preview.preview_height, "walkway": preview.walkway}
+              "preview_height": preview.preview_height, "walkway": preview.walkway, "kind": preview.kind}
     return [_dump(header), bytes(preview.jpeg)]
 
 
@@ -68,6 +72,9 @@ def decode_preview(header: dict[str, Any], parts: list[bytes]) -> Preview:
     view = _get(header, "view", str)
     if view not in VIEWS:
         raise MessageError(f"unknown view {view!r} (expected one of {VIEWS})")
+    kind = _get(header, "kind", str) if "kind" in header else "frame"  # optional: a frame
+    if kind not in PREVIEW_KINDS:
+        raise MessageError(f"unknown preview kind {kind!r} (expected one of {PREVIEW_KINDS})")
     width = _get_int(header, "width", 1, MAX_SIDE_PX)
     height = _get_int(header, "height", 1, MAX_SIDE_PX)
     pw = _get_int(header, "preview_width", 1, MAX_PREVIEW_SIDE_PX)
@@ -87,7 +94,10 @@ def decode_preview(header: dict[str, Any], parts: list[bytes]) -> Preview:
         raise MessageError("preview JPEG does not decode")
     if image.shape[:2] != (ph, pw):
         raise MessageError(f"preview JPEG is {image.shape[1]}x{image.shape[0]}, header says {pw}x{ph}")
+    box = _get_box(header, width, height)
+    track_id = _get_int(header, "track_id", 0, nullable=True)
+    if kind == "crops" and (box is not None or track_id is not None):
+        raise MessageError("a crops preview carries no box_xyxy or track_id")
     return Preview(view=view, seq=_get_int(header, "seq", 0), capture_mono_ns=_get_int(header, "capture_mono_ns", 0),
-                   width=width, height=height, box_xyxy=_get_box(header, width, height),
-                   track_id=_get_int(header, "track_id", 0, nullable=True), jpeg=jpeg, preview_width=pw,
-                   preview_height=ph, walkway=_get_walkway(header))
+                   width=width, height=height, box_xyxy=box, track_id=track_id, jpeg=jpeg, preview_width=pw,
+                   preview_height=ph, walkway=_get_walkway(header), kind=kind)

@@ -61,6 +61,16 @@ def _preview(view: str, seq: int):
     return PreviewThrottle(rate_hz=2.0, width_px=320).offer(frame, (200, 100, 440, 460), 1)
 
 
+def _crops(view: str, window: int):
+    import cv2
+
+    from core.messages import Preview
+
+    jpeg = cv2.imencode(".jpg", np.full((128, 1024, 3), 60, np.uint8))[1].tobytes()
+    return Preview(view=view, seq=window, capture_mono_ns=window * 10**9, width=1024, height=128, box_xyxy=None,
+                   track_id=None, jpeg=jpeg, preview_width=1024, preview_height=128, kind="crops")
+
+
 def test_live_view_loads_updates_and_shows_a_lost_camera(tmp_path, scores_pub, browser):
     config = write_config(tmp_path)
     agg = AggregatorProcess(config, tmp_path)
@@ -97,6 +107,12 @@ def test_live_view_loads_updates_and_shows_a_lost_camera(tmp_path, scores_pub, b
         assert len(browser.find_elements("css selector", "#chart circle.pt")) == 4
         assert len(browser.find_elements("css selector", "#chart rect.invalid")) == 1
         assert browser.find_element("id", "invalid").text == "skew ×1"
+        # the crops panel: the last window's model input of each view, captioned with its verdict
+        for view in ("front", "side"):
+            scores_pub.send_multipart(encode_preview(_crops(view, 4)))
+        _wait(browser, "document.querySelector('#crops-side img').naturalWidth === 1024")
+        assert browser.execute_script("return document.querySelector('#crops-front img').naturalHeight;") == 128
+        assert browser.find_element("id", "crops-caption").text.startswith("window 4: p_asd 0.900")
         # the side camera is lost
         assert "lost" not in browser.find_element("id", "cam-side").get_attribute("class")
         scores_pub.send_multipart(encode_camera_state(CameraState(view="side", state="reconnecting", attempt=2,

@@ -118,6 +118,42 @@ def test_gone_timeout_and_operator_end_over_http(tmp_path):
     assert [u.end_reason for u in out.updates] == ["gone"]
 
 
+def test_the_last_windows_crops_reach_the_state_and_the_crops_route(tmp_path):
+    import cv2
+    import numpy as np
+
+    from core.messages import Preview
+
+    def preview(view: str, seq: int, kind: str, grey: int) -> Preview:
+        jpeg = cv2.imencode(".jpg", np.full((16, 128, 3), grey, np.uint8))[1].tobytes()
+        return Preview(view=view, seq=seq, capture_mono_ns=seq, width=128, height=16, box_xyxy=None, track_id=None,
+                       jpeg=jpeg, preview_width=128, preview_height=16, kind=kind)
+
+    clock = [rx(4)]
+    live = LiveState(chart_windows=50, clock_ns=lambda: clock[0])
+    hub = AggregatorHub(AggregatorConfig(), store=None, metrics=AggregatorMetrics(), live=live, now_ns=lambda: 0)
+    assert live.snapshot()["crops"] == {"front": None, "side": None}
+    hub.window(score(3, 0.7), rx(3))
+    hub.preview(preview("front", 3, "crops", 200), rx(3))
+    hub.preview(preview("side", 3, "crops", 100), rx(3))
+    hub.preview(preview("front", 77, "frame", 50), rx(3))  # a camera frame keeps to the camera panel
+    state = live.snapshot()
+    assert state["crops"]["front"] == {"window": 3, "width": 128, "height": 16, "age_s": 1.0, "stale": False}
+    assert state["crops"]["side"]["window"] == 3 and state["cameras"]["front"]["preview"]["seq"] == 77
+    assert state["chart"][-1]["window"] == 3  # the page's caption takes the window's verdict from here
+    server = LiveServer(live, "127.0.0.1", 0)
+    try:
+        status, body = _get(f"{server.url}api/crops/side.jpg")
+        assert status == 200 and int(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).mean()) == 100
+        status, body = _get(f"{server.url}api/preview/front.jpg")
+        assert status == 200 and int(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).mean()) == 50
+        assert _get(f"{server.url}api/crops/top.jpg")[0] == 404
+        clock[0] = rx(10)
+        assert json.loads(_get(f"{server.url}api/state")[1])["crops"]["front"]["stale"] is True
+    finally:
+        server.close()
+
+
 def test_metrics_endpoint(tmp_path):
     hub = _hub(tmp_path)
     hub.camera(CameraState(view="front", state="reconnecting", attempt=2, counters=COUNTERS))

@@ -67,6 +67,21 @@ def test_preview_payload_is_validated():
         decode([header])
 
 
+def test_crops_preview_round_trip_and_kind():
+    crops = _preview(kind="crops", box_xyxy=None, track_id=None, width=32, height=24, seq=12)
+    assert decode(encode_preview(crops)) == crops
+    header = json.loads(encode_preview(_preview())[0])
+    assert header["kind"] == "frame"
+    del header["kind"]  # optional: a preview without it is a camera frame
+    assert decode([json.dumps(header).encode(), _jpeg()]).kind == "frame"
+    with pytest.raises(MessageError, match="unknown preview kind 'mask'"):
+        decode(_with_header(encode_preview(_preview()), kind="mask"))
+    with pytest.raises(MessageError, match="type int"):
+        decode(_with_header(encode_preview(_preview()), kind=3))
+    with pytest.raises(MessageError, match="no box_xyxy or track_id"):
+        decode(encode_preview(replace(crops, box_xyxy=(1.0, 1.0, 5.0, 5.0))))
+
+
 def _update(**changes) -> SessionUpdate:
     u = SessionUpdate(event="window", session_id=4, stream="s", walk=None, status="open", started_wall_ns=5,
                       ended_wall_ns=None, end_reason=None, windows=3, valid_windows=2,

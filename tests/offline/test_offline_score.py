@@ -51,6 +51,39 @@ def test_score_command_prints_and_writes_the_live_output(short_pair, tmp_path: P
     assert summary["end_reason"] == "end of recording" and "error" not in summary
 
 
+def test_score_command_saves_what_it_scored(short_pair, tmp_path: Path, capsys) -> None:
+    """--save-video: an annotated MP4 per view (the 24 sampled frames of 3 windows, at 8 fps, in the recording's
+    628 x 628) and one contact sheet per window (header + 2 rows of 8 crops of 112 px)."""
+    import cv2
+
+    from inference.annotate import SHEET_HEADER_PX
+
+    out = tmp_path / "seen"
+    assert main(["score", *short_pair, "--untrained", "--quiet", "--save-video", str(out), *SMALL]) == 0
+    assert f"wrote annotated videos and 3 window contact sheets to {out}" in capsys.readouterr().out
+    for view in ("front", "side"):
+        cap = cv2.VideoCapture(str(out / f"{view}.mp4"))
+        assert cap.isOpened()
+        size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), cap.get(cv2.CAP_PROP_FPS))
+        frames = 0
+        while cap.read()[0]:
+            frames += 1
+        assert (frames, size) == (24, (628, 628, 8.0)), view
+    sheets = sorted((out / "windows").iterdir())
+    assert [p.name for p in sheets] == ["window_0000.png", "window_0001.png", "window_0002.png"]
+    assert all(cv2.imread(str(p)).shape == (SHEET_HEADER_PX + 2 * 112, 8 * 112, 3) for p in sheets)
+
+
+def test_save_video_folder_that_cannot_be_written_is_one_line(short_pair, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for command in (["score", *short_pair, "--untrained"], ["run"]):
+        assert main([*command, "--save-video", str(blocker / "videos")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"dualgait {command[0]}: error: cannot write the video folder")
+        assert "choose another with --save-video DIR" in err[0]
+
+
 def test_score_command_missing_video_is_one_line(tmp_path: Path, short_pair, capsys) -> None:
     assert main(["score", short_pair[0], str(tmp_path / "nope.mp4"), "--untrained"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
