@@ -27,9 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,6 +41,7 @@ from inference.patient import PatientLock
 from inference.patient_stage import PatientStage
 from inference.samples import ProcessedSample
 from inference.sampling import Sample, WindowReady, WindowSampler
+from inference.steps import DetectRequest, Model, Observer, PendingWindow, Steps
 from inference.validity import check_window
 
 log = logging.getLogger(__name__)
@@ -51,48 +50,6 @@ __all__ = ["DetectRequest", "InferencePipeline", "Model", "Observer", "PendingWi
            "score_windows"]
 
 
-class Model(Protocol):
-    """What the pipeline needs of the classifier (``inference.engines.ModelRunner`` in production)."""
-
-    description: str
-    untrained: bool
-    synthetic: bool
-    views: tuple[str, ...]
-
-    def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """view -> (T, H, W, 3) uint8 BGR crops; returns p_asd and, per variant, p_front/p_side/w_front/w_side."""
-        ...
-
-
-@dataclass(slots=True)
-class DetectRequest:
-    """A sample's frames waiting for the detector; whoever runs it sets ``detect_ms`` and sends the people back."""
-
-    images: dict[str, np.ndarray]  # view -> (H, W, 3) uint8 BGR
-    full_size: bool = False  # each frame alone at the detector's full size (a lock is being decided)
-    detect_ms: float = 0.0
-
-
-@dataclass(slots=True)
-class PendingWindow:
-    """A window checked and assembled, waiting for the model (``clips`` None: invalid, nothing to run)."""
-
-    owner: InferencePipeline
-    window: int
-    first: ProcessedSample | None
-    present: list[ProcessedSample]
-    end_ns: int
-    code: str | None
-    reason: str | None
-    clips: dict[str, np.ndarray] | None  # view -> (T, H, W, 3) uint8
-    start_ns: int  # model queue entry (host monotonic)
-    pair_ms: float
-    walk: int | None
-    overload_level: int = 0  # inference.overload's level when the window was made
-    first_sample: int = 0  # index of the window's first sample
-
-
-Steps = Generator[DetectRequest | PendingWindow, dict[str, list[Detection]] | None, None]
 
 
 def _ms(t0: float) -> float:
@@ -138,22 +95,6 @@ def drive(steps: Steps, detector: Detector) -> list[PendingWindow]:
             item.detect_ms = _ms(t0)
         else:
             pending.append(item)
-
-
-class Observer(Protocol):
-    """Sees what the pipeline processed: ``InferencePipeline.observers``, e.g. :mod:`inference.annotate`'s recorder."""
-
-    def sample(self, session: str, sample: ProcessedSample, images: Mapping[str, np.ndarray]) -> None:
-        """A sample with a frame pair (view -> image), before detection; the sample object fills in later."""
-        ...
-
-    def window(self, pending: PendingWindow, score: WindowScore) -> None:
-        """A finished window and its score."""
-        ...
-
-    def end(self, session: str) -> None:
-        """The stream ended."""
-        ...
 
 
 class InferencePipeline:
