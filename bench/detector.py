@@ -101,7 +101,8 @@ def _at_sample_times(items: Iterable[T], fps: float, step_s: float) -> Iterator[
             next_t_s += step_s
 
 
-def _video_fps(path: str) -> float:
+def video_fps(path: str) -> float:
+    """The container's frame rate (25 when it says none)."""
     import cv2
 
     cap = cv2.VideoCapture(path)
@@ -129,13 +130,16 @@ def _iou_stats(pairs: list[tuple[Box, Box | None]]) -> dict[str, Any]:
             "p10": round(float(np.percentile(values, 10)), 4), "n": len(values)}
 
 
-class _NullModel:
-    """Stands in for the classifier: the detector bench times detection only."""
+class StandInModel:
+    """Stands in for the classifier where the question is the detector or the lock, not the score: every window
+    gets p_asd 0.5 at no cost."""
 
-    description = "none (detector bench)"
     untrained = True
     synthetic = False
     views = ("front", "side")
+
+    def __init__(self, description: str = "none (stand-in)") -> None:
+        self.description = description
 
     def predict(self, clips: Any) -> dict[str, float]:
         return {"p_asd": 0.5}
@@ -165,7 +169,8 @@ def _pipeline_run(cfg: DualgaitConfig, network: Any, frames: Iterator[dict[str, 
     from inference.pipeline import InferencePipeline
 
     detector = _CountingDetector(YoloDetector(cfg.inference.detector, model=network))
-    pipe = InferencePipeline(cfg.inference, detector=detector, engine=_NullModel(), clock_ns=lambda: 0)
+    pipe = InferencePipeline(cfg.inference, detector=detector, engine=StandInModel("none (detector bench)"),
+                             clock_ns=lambda: 0)
     detect_ms, windows, valid, n = 0.0, 0, 0, -1
     for n, images in enumerate(frames):
         t_ns = round(n / fps * 1e9)
@@ -314,7 +319,7 @@ def run_bench_detector(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     step_s = cfg.inference.window.step_s
     frames = cfg.inference.window.frames
     min_h = cfg.inference.patient.min_height_frac
-    fps = _video_fps(front)
+    fps = video_fps(front)
     pair_samples = list(_at_sample_times(_pair_frames(front, side), fps, step_s))
     if not pair_samples:
         raise ConfigError(f"no frames could be read from {front} and {side}")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.detector import iou, video_fps
+
 if TYPE_CHECKING:
     from capture.synthetic.scenes import SceneFrame
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
@@ -55,21 +57,13 @@ class Scene:
     patient_config: dict[str, Any] | None = None  # inference.patient overrides for this scene
 
 
-def _iou(a: Box | None, b: Box | None) -> float:
-    if a is None or b is None:
-        return 0.0
-    ix, iy = max(0.0, min(a[2], b[2]) - max(a[0], b[0])), max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def who(box: Box | None, figures: dict[str, Box | None]) -> str:
     """The letter of the person whose true box ``box`` matches (IoU > 0.3): W walker, R reflection, O other."""
     if box is None:
         return "-"
-    best = max(figures.items(), key=lambda kv: _iou(box, kv[1]), default=None)
-    if best is None or _iou(box, best[1]) <= 0.3:
+    known = {name: true for name, true in figures.items() if true is not None}
+    best = max(known.items(), key=lambda kv: iou(box, kv[1]), default=None)
+    if best is None or iou(box, best[1]) <= 0.3:
         return "?"
     return {"walker": "W", "reflection": "R"}.get(best[0], "O")
 
@@ -97,16 +91,6 @@ def _video_pair(front: str, side: str, *, max_s: float | None = None) -> Callabl
     return frames
 
 
-def _video_fps(path: str) -> float:
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        return cap.get(cv2.CAP_PROP_FPS) or 25.0
-    finally:
-        cap.release()
-
-
 def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     """Every scene of the robustness table, in its order."""
     from capture.synthetic import sample_subjects
@@ -118,7 +102,7 @@ def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     pets = str(assets_videos / "vtest_pets2009_480x360.avi")
     out = [
         Scene("shared pair", "the shared real pair: one person walking in place (baseline)",
-              _video_pair(cfg.capture.front, cfg.capture.side), _video_fps(cfg.capture.front), 1),
+              _video_pair(cfg.capture.front, cfg.capture.side), video_fps(cfg.capture.front), 1),
         Scene("walker alone", "a simulator walker, nobody else (baseline)",
               lambda: people_scene(walker, [], seconds=6.0), 25.0, 1),
         Scene("mirror", "a mirror in the side view shows the walker's upper body (dimmed, flipped, 0.8x) from 0 s; "
@@ -141,22 +125,13 @@ def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     ]
     if Path(pets).is_file():
         out.append(Scene("crowd (PETS 2009)", f"3-8 people walking (first {crowd_seconds:g} s, the clip as both views)",
-                         _video_pair(pets, pets, max_s=crowd_seconds), _video_fps(pets), None))
+                         _video_pair(pets, pets, max_s=crowd_seconds), video_fps(pets), None))
     return out
-
-
-class _NullModel:
-    description = "none (robustness bench)"
-    untrained = True
-    synthetic = True
-    views = VIEWS
-
-    def predict(self, clips: Any) -> dict[str, float]:
-        return {"p_asd": 0.5}
 
 
 def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]:
     """One scene through the pipeline; its row of the table (and each window's verdict and crop letters)."""
+    from bench.detector import StandInModel
     from core.messages import Frame
     from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
@@ -165,8 +140,8 @@ def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]
     icfg.overload.enabled = False  # as fast as possible: nothing shed
     for key, value in (scene.patient_config or {}).items():
         setattr(icfg.patient, key, value)
-    pipe = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network), engine=_NullModel(),
-                             clock_ns=lambda: 0)
+    pipe = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network),
+                             engine=StandInModel("none (robustness bench)"), clock_ns=lambda: 0)
     boxes: dict[tuple[int, str], Box] = {}
     set_patient = pipe.patients.set_patient
 

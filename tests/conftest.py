@@ -57,3 +57,15 @@ def short_pair(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         cap.release()
         paths.append(str(path))
     return paths[0], paths[1]
+
+
+@pytest.fixture(scope="session")
+def yolo_network(assets: Path):
+    """One network of the shared YOLO11n int8 export for every test that runs the real detector (the network is
+    stateless between calls; each pipeline keeps its own trackers)."""
+    from dualgait.config import load_config
+    from inference.detector import YoloModel
+
+    cfg = load_config(None)
+    cfg.inference.detector.weights = str(assets / "weights" / "yolo11n_int8_openvino_model")
+    return YoloModel(cfg.inference.detector)

@@ -21,10 +21,8 @@ def config(assets: Path) -> DualgaitConfig:
 
 
 @pytest.fixture(scope="module")
-def network(config: DualgaitConfig):
-    from inference.detector import YoloModel
-
-    return YoloModel(config.inference.detector)
+def network(yolo_network):
+    return yolo_network
 
 
 @pytest.fixture(scope="module")

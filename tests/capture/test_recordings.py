@@ -24,9 +24,11 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.detector import StandInModel
 from capture.config import MAX_SIDE_PX_DEFAULT, CaptureConfig
 from capture.sources import FileSource, StreamSource, fitted_size
-from dualgait.config import DualgaitConfig, load_config
+from dualgait.config import DualgaitConfig
+from tests.detector_helpers import offline_config
 
 av = pytest.importorskip("av", reason="PyAV (the test extra) writes the test recordings")
 
@@ -135,27 +137,12 @@ def pair_frames(assets: Path) -> dict[str, list[np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def config(assets: Path) -> DualgaitConfig:
-    cfg = load_config(None, ["inference.crop.input_px=112"])
-    cfg.inference.detector.weights = str(assets / "weights" / "yolo11n_int8_openvino_model")
-    cfg.inference.overload.enabled = False  # as fast as the machine allows: never shed
-    return cfg
+    return offline_config(assets, ["inference.crop.input_px=112"])
 
 
 @pytest.fixture(scope="module")
-def network(config: DualgaitConfig):
-    from inference.detector import YoloModel
-
-    return YoloModel(config.inference.detector)
-
-
-class _NullModel:
-    description = "none (recordings test)"
-    untrained = True
-    synthetic = True
-    views = ("front", "side")
-
-    def predict(self, clips: Any) -> dict[str, float]:
-        return {"p_asd": 0.5}
+def network(yolo_network):
+    return yolo_network
 
 
 def _score(config: DualgaitConfig, network, front: Path, side: Path):
@@ -167,8 +154,8 @@ def _score(config: DualgaitConfig, network, front: Path, side: Path):
 
     icfg = copy.deepcopy(config.inference)
     clock = ReplayClock()
-    pipe = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network), engine=_NullModel(),
-                             clock_ns=clock)
+    pipe = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network),
+                             engine=StandInModel("none (recordings test)"), clock_ns=clock)
     boxes: dict[tuple[str, int], tuple[tuple[float, ...], tuple[int, ...]]] = {}
     set_patient = pipe.patients.set_patient
 

@@ -10,47 +10,27 @@ from typing import Any
 
 import pytest
 
+from bench.detector import StandInModel
+from bench.robustness import who
 from capture.synthetic import sample_subjects
 from capture.synthetic.scenes import Box, SceneFrame, cut_off_scene, mirror_scene
 from core.messages import Frame
-from dualgait.config import DualgaitConfig, load_config
+from dualgait.config import DualgaitConfig
 from inference.pipeline import InferencePipeline
+from tests.detector_helpers import offline_config
 
 FPS = 25.0
 STEP_S = 0.125  # 8 samples per 1-s window
 
 
-class _NullModel:
-    description = "none (lock scene test)"
-    untrained = True
-    synthetic = True
-    views = ("front", "side")
-
-    def predict(self, clips: Any) -> dict[str, float]:
-        return {"p_asd": 0.5}
-
-
-def _iou(a: Box | None, b: Box | None) -> float:
-    if a is None or b is None:
-        return 0.0
-    ix, iy = max(0.0, min(a[2], b[2]) - max(a[0], b[0])), max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
-
-
 @pytest.fixture(scope="module")
 def config(assets: Path) -> DualgaitConfig:
-    cfg = load_config(None)
-    cfg.inference.detector.weights = str(assets / "weights" / "yolo11n_int8_openvino_model")
-    cfg.inference.overload.enabled = False  # as fast as the machine allows: never shed
-    return cfg
+    return offline_config(assets)
 
 
 @pytest.fixture(scope="module")
-def network(config: DualgaitConfig):
-    from inference.detector import YoloModel
-
-    return YoloModel(config.inference.detector)
+def network(yolo_network):
+    return yolo_network
 
 
 def _run(config: DualgaitConfig, network, frames: list[SceneFrame], **patient: Any) -> list[tuple[Any, str]]:
@@ -61,14 +41,14 @@ def _run(config: DualgaitConfig, network, frames: list[SceneFrame], **patient: A
     cfg = copy.deepcopy(config.inference)
     for key, value in patient.items():
         setattr(cfg.patient, key, value)
-    pipe = InferencePipeline(cfg, detector=YoloDetector(cfg.detector, model=network), engine=_NullModel(),
+    pipe = InferencePipeline(cfg, detector=YoloDetector(cfg.detector, model=network), engine=StandInModel(),
                              clock_ns=lambda: 0)
-    who: dict[int, Box] = {}
+    crops_from: dict[int, Box] = {}
     set_patient = pipe.patients.set_patient
 
     def spy(sample, view, person) -> None:
         if view == "side":
-            who[sample.index] = person.box_xyxy
+            crops_from[sample.index] = person.box_xyxy
         set_patient(sample, view, person)
 
     pipe.patients.set_patient = spy
@@ -80,10 +60,7 @@ def _run(config: DualgaitConfig, network, frames: list[SceneFrame], **patient: A
 
     def letter(k: int) -> str:
         figures = frames[min(len(frames) - 1, round(k * STEP_S * FPS))][2]["side"]
-        box = who.get(k)
-        if box is None:
-            return "-"
-        return next((name[0].upper() for name, true in figures.items() if _iou(box, true) > 0.3), "?")
+        return who(crops_from.get(k), figures)
 
     return [(s, "".join(letter(k) for k in range(8 * s.window, 8 * s.window + 8))) for s in scores]
 
