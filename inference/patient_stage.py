@@ -55,6 +55,14 @@ class PatientStage:
     def locked(self, view: str) -> bool:
         return self.locks[view].locked_id is not None
 
+    def _ambiguity(self, view: str, people: list[Detection], image: np.ndarray) -> float:
+        """How hard the choice is in ``view``: the second-largest evidence of its eligible people over the largest
+        (0: one person or none, 1: two alike)."""
+        h, w = image.shape[:2]
+        lock = self.locks[view]
+        evidence = sorted((lock.evidence(d, w, h) for d in people if lock.eligible(d, w, h)), reverse=True)
+        return evidence[1] / evidence[0] if len(evidence) > 1 and evidence[0] > 0 else 0.0
+
     def _affinity(self, view: str, image: np.ndarray) -> Callable[[Detection], float] | None:
         """Colour distance of a person in ``view`` to the walk's patient in this view (after the patient was lost)
         or else to the other view's locked patient (its identity reference); None when neither is known."""
@@ -91,9 +99,10 @@ class PatientStage:
         on this sample (the locks are reset: the caller resets the trackers)."""
         out.people = people
         updates: dict[str, LockUpdate] = {}
-        # the view with fewer people decides first; the other then locks the one of its similar candidates who
-        # looks most like that view's patient (two people walking side by side: both views lock the same one)
-        for view in sorted(VIEWS, key=lambda v: len(people[v])):
+        # the view where the patient is clearest decides first; the other then locks the one of its similar
+        # candidates who looks most like that view's patient (two people walking side by side: both views lock the
+        # same one, the one the clearer view sees whole)
+        for view in sorted(VIEWS, key=lambda v: self._ambiguity(v, people[v], images[v])):
             updates[view] = self.locks[view].update(out.t_mono_ns, people[view], images[view],
                                                     affinity=self._affinity(view, images[view]))
             self._apply(out, view, updates[view], images[view], samples, every=every)

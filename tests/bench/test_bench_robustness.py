@@ -72,3 +72,17 @@ def test_a_crowd_is_refused_with_reasons_not_scored(config, network, by_name) ->
     assert row["windows"] == 12 and row["valid"] <= 1
     assert set(row["invalid_by_reason"]) & {"crowded", "identity_changed"}
     assert row["invalid_by_reason"].get("crowded", 0) >= 1
+
+
+def test_two_people_walking_side_by_side_are_scored_as_one_person_in_both_views(config, network, by_name) -> None:
+    """The second person is hidden behind the patient in the side view and alike in size in the front view: the side
+    view decides first, the front view locks the one dressed like the side view's patient, and every valid window
+    shows the same person in both views (the majority of its samples)."""
+    row = run_scene(config, network, by_name["beside"])
+    assert row["valid"] >= 4
+
+    def majority(letters: str) -> str:
+        return max("WO", key=letters.count)
+
+    assert all(majority(w["front"]) == majority(w["side"]) for w in row["windows_detail"] if w["valid"])
+    assert row["valid_on_someone_else"] <= 1 and row["subject_switches"]["front"] == 0

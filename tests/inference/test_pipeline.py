@@ -453,3 +453,41 @@ def test_a_lock_taken_again_in_the_walk_must_look_like_the_walks_patient(recolou
     assert all(s.walk == 0 for s in scores if s.valid) and pipe.stats["walks"] == 1
     if recolour:
         assert "locked again in the walk, is not the walk's patient" in scores[-1].reason
+
+
+class BoxesTracker(FakeTracker):
+    """Fixed people (track id -> box) on every frame."""
+
+    def __init__(self, boxes: dict[int, tuple[float, float, float, float]]) -> None:
+        super().__init__()
+        self.boxes = boxes
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        return [Detection(box, 0.9, tid) for tid, box in self.boxes.items()]
+
+
+def _paint(frames: list[Frame], box: tuple[float, float, float, float], keep_channel: int) -> None:
+    """The person in ``box`` wears one colour (the other two channels dimmed); the texture still changes."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    for f in frames:
+        region = f.image[y0:y1, x0:x1]
+        for c in range(3):
+            if c != keep_channel:
+                region[..., c] //= 8
+
+
+def test_the_clearer_view_decides_first_and_the_other_locks_the_same_person_by_colour() -> None:
+    """Front: a person in red and a slightly taller one in blue (alike in size: ambiguous). Side: the person in red,
+    large, and a small one in blue far back (clear). The side view decides first and locks red; the front view then
+    locks red too, not the taller blue one it would take by size alone."""
+    red_front, blue_front = (2.0, 8.0, 20.0, 60.0), (24.0, 5.0, 44.0, 60.0)
+    red_side, blue_side = (5.0, 5.0, 25.0, 60.0), (30.0, 30.0, 40.0, 50.0)
+    front, side = _frames("front", 51), _frames("side", 51)
+    _paint(front, red_front, 2), _paint(front, blue_front, 0), _paint(side, red_side, 2), _paint(side, blue_side, 0)
+    trackers = {"front": BoxesTracker({1: red_front, 2: blue_front}), "side": BoxesTracker({1: red_side, 2: blue_side})}
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector(trackers), engine=FakeEngine())
+    scores = _push_pairs(pipe, front, side)
+    assert pipe.latest_patient["side"].box_xyxy == red_side
+    assert pipe.latest_patient["front"].box_xyxy == red_front
+    assert scores[-1].valid
