@@ -101,8 +101,7 @@ def _at_sample_times(items: Iterable[T], fps: float, step_s: float) -> Iterator[
             next_t_s += step_s
 
 
-def video_fps(path: str) -> float:
-    """The container's frame rate (25 when it says none)."""
+def _video_fps(path: str) -> float:
     import cv2
 
     cap = cv2.VideoCapture(path)
@@ -319,7 +318,7 @@ def run_bench_detector(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     step_s = cfg.inference.window.step_s
     frames = cfg.inference.window.frames
     min_h = cfg.inference.patient.min_height_frac
-    fps = video_fps(front)
+    fps = _video_fps(front)
     pair_samples = list(_at_sample_times(_pair_frames(front, side), fps, step_s))
     if not pair_samples:
         raise ConfigError(f"no frames could be read from {front} and {side}")

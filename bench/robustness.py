@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -27,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.detector import iou, video_fps
+from bench.detector import iou
 
 if TYPE_CHECKING:
     from capture.synthetic.scenes import SceneFrame
+    from core.messages import Frame
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,13 @@ def add_bench_robustness_args(parser: argparse.ArgumentParser) -> None:
 class Scene:
     name: str
     what: str
-    frames: Callable[[], Iterator[SceneFrame]]  # (index, {view: image}, {view: {person: box}})
-    fps: float
     walks_expected: int | None  # None: not known (real footage)
+    # a simulator scene: (index, {view: image}, {view: {person: true box}}) at ``fps``
+    frames: Callable[[], Iterator[SceneFrame]] | None = None
+    fps: float = 25.0
+    # or a recorded front/side pair, decoded as ``dualgait score`` decodes it (its first ``max_s`` seconds)
+    recording: tuple[str, str] | None = None
+    max_s: float | None = None
     patient_config: dict[str, Any] | None = None  # inference.patient overrides for this scene
 
 
@@ -68,29 +74,6 @@ def who(box: Box | None, figures: dict[str, Box | None]) -> str:
     return {"walker": "W", "reflection": "R"}.get(best[0], "O")
 
 
-def _video_pair(front: str, side: str, *, max_s: float | None = None) -> Callable[[], Iterator[SceneFrame]]:
-    def frames() -> Iterator[SceneFrame]:
-        import cv2
-
-        caps = {"front": cv2.VideoCapture(front), "side": cv2.VideoCapture(side)}
-        fps = caps["front"].get(cv2.CAP_PROP_FPS) or 25.0
-        try:
-            i = 0
-            while max_s is None or i < max_s * fps:
-                images = {}
-                for view, cap in caps.items():
-                    ok, image = cap.read()
-                    if not ok:
-                        return
-                    images[view] = image
-                yield i, images, {view: {} for view in VIEWS}
-                i += 1
-        finally:
-            for cap in caps.values():
-                cap.release()
-    return frames
-
-
 def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     """Every scene of the robustness table, in its order."""
     from capture.synthetic import sample_subjects
@@ -101,38 +84,58 @@ def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     assets_videos = Path(cfg.capture.front).parent
     pets = str(assets_videos / "vtest_pets2009_480x360.avi")
     out = [
-        Scene("shared pair", "the shared real pair: one person walking in place (baseline)",
-              _video_pair(cfg.capture.front, cfg.capture.side), video_fps(cfg.capture.front), 1),
-        Scene("walker alone", "a simulator walker, nobody else (baseline)",
-              lambda: people_scene(walker, [], seconds=6.0), 25.0, 1),
+        Scene("shared pair", "the shared real pair: one person walking in place (baseline)", 1,
+              recording=(cfg.capture.front, cfg.capture.side)),
+        Scene("walker alone", "a simulator walker, nobody else (baseline)", 1,
+              lambda: people_scene(walker, [], seconds=6.0)),
         Scene("mirror", "a mirror in the side view shows the walker's upper body (dimmed, flipped, 0.8x) from 0 s; "
-                        "the walker enters at 1.5 s", lambda: mirror_scene(mirrored, seconds=6.0, enter_s=1.5),
-              25.0, 1),
-        Scene("mirror excluded", "the same, the mirror excluded in the config",
-              lambda: mirror_scene(mirrored, seconds=6.0, enter_s=1.5), 25.0, 1,
-              {"exclude_side": [[0.0, 0.2, 0.45, 0.6]]}),
-        Scene("beside", "a second person walks beside the patient, 0.9 m to the side",
-              lambda: people_scene(walker, [Figure("other", other, dx_m=0.9)], seconds=6.0), 25.0, 1),
-        Scene("behind", "a second person walks 1.8 m behind the patient",
-              lambda: people_scene(walker, [Figure("other", other, dz_m=-1.8)], seconds=6.0), 25.0, 1),
-        Scene("crossing", "someone crosses the walkway in front of the patient from 1 s (across both views)",
+                        "the walker enters at 1.5 s", 1, lambda: mirror_scene(mirrored, seconds=6.0, enter_s=1.5)),
+        Scene("mirror excluded", "the same, the mirror excluded in the config", 1,
+              lambda: mirror_scene(mirrored, seconds=6.0, enter_s=1.5),
+              patient_config={"exclude_side": [[0.0, 0.2, 0.45, 0.6]]}),
+        Scene("beside", "a second person walks beside the patient, 0.9 m to the side", 1,
+              lambda: people_scene(walker, [Figure("other", other, dx_m=0.9)], seconds=6.0)),
+        Scene("behind", "a second person walks 1.8 m behind the patient", 1,
+              lambda: people_scene(walker, [Figure("other", other, dz_m=-1.8)], seconds=6.0)),
+        Scene("crossing", "someone crosses the walkway in front of the patient from 1 s (across both views)", 1,
               lambda: people_scene(walker, [Figure("other", other, dx_m=-3.0, dz_m=3.5, yaw_deg=90.0, start_s=1.0)],
-                                   seconds=6.0), 25.0, 1),
-        Scene("leaves and returns", "the patient walks out of the picture at 3 s and comes back at 7.5 s",
-              lambda: people_scene(walker, [], seconds=10.0, walker_visible_s=[(0.0, 3.0), (7.5, 10.0)]), 25.0, 2),
-        Scene("cut off", "the side camera tilted: the top 30 % of the body above the picture",
-              lambda: cut_off_scene(mirrored, seconds=4.0, cut_frac=0.3), 25.0, 1),
+                                   seconds=6.0)),
+        Scene("leaves and returns", "the patient walks out of the picture at 3 s and comes back at 7.5 s", 2,
+              lambda: people_scene(walker, [], seconds=10.0, walker_visible_s=[(0.0, 3.0), (7.5, 10.0)])),
+        Scene("cut off", "the side camera tilted: the top 30 % of the body above the picture", 1,
+              lambda: cut_off_scene(mirrored, seconds=4.0, cut_frac=0.3)),
     ]
     if Path(pets).is_file():
         out.append(Scene("crowd (PETS 2009)", f"3-8 people walking (first {crowd_seconds:g} s, the clip as both views)",
-                         _video_pair(pets, pets, max_s=crowd_seconds), video_fps(pets), None))
+                         None, recording=(pets, pets), max_s=crowd_seconds))
     return out
+
+
+def _frames(cfg: DualgaitConfig, scene: Scene, truth: dict[int, dict[str, dict[str, Box | None]]]
+            ) -> Iterator[Frame]:
+    """The scene's frames in capture-time order; a simulator scene's true boxes go to ``truth`` by frame index."""
+    from core.messages import Frame
+    from offline.score import decoded_pair
+
+    if scene.recording is not None:
+        with contextlib.closing(decoded_pair(*scene.recording, max_side_px=cfg.capture.max_side_px)) as frames:
+            first_ns = None
+            for frame in frames:
+                first_ns = frame.capture_mono_ns if first_ns is None else first_ns  # a container may start late
+                if scene.max_s is not None and frame.capture_mono_ns - first_ns >= scene.max_s * 1e9:
+                    return
+                yield frame
+        return
+    for i, images, figures in scene.frames():
+        t_ns = round(i / scene.fps * 1e9)
+        truth[i] = figures
+        for view in VIEWS:
+            yield Frame(view, i, t_ns, t_ns, images[view], source_ts_ns=t_ns)
 
 
 def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]:
     """One scene through the pipeline; its row of the table (and each window's verdict and crop letters)."""
     from bench.detector import StandInModel
-    from core.messages import Frame
     from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
 
@@ -150,19 +153,16 @@ def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]
         set_patient(sample, view, person)
 
     pipe.patients.set_patient = record
-    truth: dict[int, dict[str, dict[str, Box | None]]] = {}
+    truth: dict[int, dict[str, dict[str, Box | None]]] = {}  # simulator frame -> each view's true boxes
     scores = []
-    for i, images, figures in scene.frames():
-        t_ns = round(i / scene.fps * 1e9)
-        truth[i] = figures
-        for view in VIEWS:
-            scores += pipe.push(Frame(view, i, t_ns, t_ns, images[view], source_ts_ns=t_ns), received_ns=t_ns)
+    for frame in _frames(cfg, scene, truth):
+        scores += pipe.push(frame, received_ns=frame.capture_mono_ns)
     stats = pipe.end("end of scene").stats
 
     def letters(window: int, view: str) -> str:
         out = []
         for k in range(8 * window, 8 * window + 8):
-            frame = min(max(truth), round(k * STEP_S * scene.fps))
+            frame = min(max(truth, default=0), round(k * STEP_S * scene.fps))
             figures = truth.get(frame, {}).get(view, {})
             box = boxes.get((k, view))
             out.append(who(box, figures) if figures or box is None else "?")

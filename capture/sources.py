@@ -153,8 +153,7 @@ class FileSource:
         self._open_capture()
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 0.0
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        # the stored rotation (degrees clockwise to show it upright); the size as decoded, upright
-        self.rotation_deg = round(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        # the size as decoded, upright
         self.decoded_width_px = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.decoded_height_px = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if self._rotate in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
@@ -187,9 +186,9 @@ class FileSource:
         self._index = 0
         # portrait phone videos store landscape pixels plus a display rotation: the backend applies it (the
         # default of OpenCV's FFmpeg backend, asked for explicitly), else it is applied here
-        rotation = round(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        self.rotation_deg = round(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360  # clockwise to show upright
         auto = self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1) and self._cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 1
-        self._rotate = None if auto else _ROTATE_CODES.get(rotation)
+        self._rotate = None if auto else _ROTATE_CODES.get(self.rotation_deg)
 
     def open(self) -> None:
         if self._cap is None:
