@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 MIN_TOKEN_CHARS = 16
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]+")  # URL-, header- and cookie-safe (secrets.token_urlsafe)
@@ -44,12 +44,42 @@ class SessionConfig:
             raise ValueError("ci_level must be in [0.5, 1)")
 
 
+SQLITE_URL_PREFIX = "sqlite:///"
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
+
+
+def store_backend(url: str) -> Literal["sqlite", "postgres"]:
+    """The backend of a store URL (ValueError for anything else)."""
+    if url.startswith(SQLITE_URL_PREFIX) and len(url) > len(SQLITE_URL_PREFIX):
+        return "sqlite"
+    if url.startswith(POSTGRES_URL_PREFIXES) and len(url) > len("postgres://"):
+        return "postgres"
+    raise ValueError(f"url must be sqlite:///PATH or postgresql://user@host[:port]/db, got {url[:60]!r}")
+
+
 @dataclass(slots=True)
 class StoreConfig:
-    """SQLite (WAL) store of sessions and windows; ``db_path`` null: keep nothing."""
+    """The session store (docs/aggregator.md): ``url`` ``sqlite:///PATH`` (one SQLite file, WAL; ``~`` expanded;
+    an absolute PATH makes four slashes) or ``postgresql://user@host[:port]/db`` (the ``postgres`` extra);
+    null: keep nothing. ``synchronous`` is SQLite's; the others are PostgreSQL's."""
 
-    db_path: str | None = "~/.local/share/dualgait/sessions.db"
+    RENAMED_KEYS: ClassVar[dict[str, tuple[str, str]]] = {
+        "db_path": ("url", "write url: sqlite:///PATH (four slashes before an absolute path, e.g. "
+                           "sqlite:////var/lib/dualgait/sessions.db) or postgresql://user@host/db")}
+
+    url: str | None = "sqlite:///~/.local/share/dualgait/sessions.db"
     synchronous: Literal["FULL", "NORMAL"] = "FULL"  # FULL: committed windows survive a power cut; NORMAL: a crash
+    max_pending_windows: int = 10_000  # windows kept in memory while the database is away; beyond: the oldest go
+    connect_timeout_s: float = 2.0     # a (re)connection attempt gives up after this (libpq rounds up to >= 2 s)
+    write_wait_s: float = 1.0          # the receive loop waits this long for a commit, then queues
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            store_backend(self.url)
+        if self.max_pending_windows < 1:
+            raise ValueError("max_pending_windows must be >= 1")
+        if self.connect_timeout_s <= 0 or self.write_wait_s <= 0:
+            raise ValueError("connect_timeout_s and write_wait_s must be > 0")
 
 
 @dataclass(slots=True)

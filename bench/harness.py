@@ -39,7 +39,7 @@ def looped_replay_overrides(run_dir: Path, duration_s: float) -> dict[str, Any]:
         "capture": {"loop": True, "max_duration_s": duration_s, "lossless": False, "speed": 1.0},
         "inference": {"exit_on_end_of_stream": True},
         "aggregator": {"exit_on_end_of_stream": True, "console": False, "output_dir": None,
-                       "publish_endpoint": None, "store": {"db_path": str(run_dir / "sessions.db")},
+                       "publish_endpoint": None, "store": {"url": f"sqlite:///{run_dir / 'sessions.db'}"},
                        "http": {"port": 0}, "metrics": {"port": 0}},
     }
 

@@ -131,6 +131,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     prefix = f"{where}." if where else ""
     unknown = [k for k in data if k not in fields]
+    renamed: dict[str, tuple[str, str]] = getattr(cls, "RENAMED_KEYS", {})  # old key -> (new key, how to write it)
+    for key in unknown:
+        if key in renamed:
+            new, hint = renamed[key]
+            raise ConfigError(f"{prefix}{key} is now {prefix}{new}: {hint}")
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known keys: {', '.join(fields)})")
     kwargs = {name: _convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()}

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from aggregator.config import AggregatorConfig
 from aggregator.session_export import FORMATS, export_session
-from aggregator.store import SessionStore, StoreError
+from aggregator.store import SessionStore, StoreError, open_store
 from aggregator.web import OPERATOR_HEADER
 from core.messages import DEFAULT_WALKWAY, check_walkway_id
 
@@ -46,9 +46,7 @@ def _walkway_arg(value: str) -> str:
 
 
 def _db(cfg: AggregatorConfig) -> SessionStore:
-    if not cfg.store.db_path:
-        raise StoreError("aggregator.store.db_path is null: no session database")
-    return SessionStore(cfg.store.db_path, read_only=True)
+    return open_store(cfg.store, read_only=True)  # StoreError for a null url too
 
 
 def _time(wall_ns: int | None) -> str:
@@ -67,7 +65,7 @@ def run_session_command(args: argparse.Namespace, cfg: AggregatorConfig) -> int:
         if args.session_command == "list":
             sessions = store.list_sessions(args.limit)
             if not sessions:
-                print(f"no sessions in {store.path}")
+                print(f"no sessions in {store.where}")
             for s in sessions:
                 ci = f"[{_p(s['ci_low'])}-{_p(s['ci_high'])}]" if s["ci_low"] is not None else "[  -  ]"
                 model = " untrained" if s["untrained"] else " synthetic-model" if s["synthetic"] else ""

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from pg_helpers import pg_schema_url, pg_url  # noqa: F401  (fixtures: a real PostgreSQL server for the store tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "capture", "inference", "aggregator", "offline", "bench", "dualgait", "training")
-# imported only where a GPU host has them, behind ImportError guards, and declared as an extra
-OPTIONAL = {"tensorrt": "tensorrt"}
+# imported only where a GPU host (tensorrt) or a PostgreSQL store (psycopg) needs them, behind ImportError guards,
+# and declared as an extra
+OPTIONAL = {"tensorrt": "tensorrt", "psycopg": "psycopg", "psycopg_pool": "psycopg-pool"}
 
 
 def _norm(name: str) -> str:

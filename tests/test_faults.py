@@ -69,7 +69,7 @@ class Pipeline:
                           "model": {"weights": str(weights)}, "crop": {"input_px": 64},
                           "window": {"max_frame_age_s": None}, "preview": {"enabled": False},
                           **overrides.get("inference", {})},
-            "aggregator": {"console": False, "publish_endpoint": None, "store": {"db_path": str(self.db)},
+            "aggregator": {"console": False, "publish_endpoint": None, "store": {"url": f"sqlite:///{self.db}"},
                            "http": {"port": 0}, "metrics": {"port": 0}},
         }
         config = tmp_path / "config.yaml"

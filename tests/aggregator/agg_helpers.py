@@ -45,7 +45,7 @@ def rx(window: int) -> int:
 def write_config(tmp_path: Path, **aggregator) -> Path:
     cfg = {"endpoints": {"scores": f"ipc://{tmp_path}/scores.sock"},
            "aggregator": {"publish_endpoint": f"ipc://{tmp_path}/sessions.sock", "exit_on_end_of_stream": True,
-                          "store": {"db_path": str(tmp_path / "sessions.db")},
+                          "store": {"url": f"sqlite:///{tmp_path / 'sessions.db'}"},
                           "http": {"port": 0}, "metrics": {"enabled": False}, **aggregator}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

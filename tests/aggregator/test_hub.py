@@ -17,7 +17,7 @@ from aggregator.live import LiveState
 from aggregator.metrics import AggregatorMetrics
 from aggregator.sessions import END_REASONS
 from aggregator.stats import DECISION_TEXT
-from aggregator.store import SessionStore
+from aggregator.store import SessionStore, SqliteStore
 from aggregator.web import LiveServer
 from core.messages import DECISIONS, SESSION_END_REASONS, CameraState, EndOfStream, decode, encode_session
 
@@ -45,7 +45,7 @@ def test_message_constants_match_the_stages():
 
 
 def test_windows_flow_to_console_store_updates_and_live_view(tmp_path):
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     hub = _hub(tmp_path, store)
     out = hub.window(score(0, code="patient_missing", visible=(0, 0)), rx(0))  # before the patient appears
     assert out.updates == [] and len(out.lines) == 1 and "session_id" not in out.records[0]
@@ -70,12 +70,12 @@ def test_windows_flow_to_console_store_updates_and_live_view(tmp_path):
 
 
 def test_restart_carries_on_with_the_open_session(tmp_path):
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     hub = _hub(tmp_path, store)
     for i in range(3):
         hub.window(score(i, 0.5), rx(i))
     store.close()
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     again = _hub(tmp_path, store, now_ns=rx(3))
     assert again.live.snapshot()["session"]["windows"] == 3 and len(again.live.snapshot()["chart"]) == 3
     out = again.window(score(3, 0.9), rx(3))
@@ -219,7 +219,7 @@ def test_single_walkway_console_lines_have_no_prefix(tmp_path):
 
 
 def test_two_walkways_interleaved_keep_their_own_sessions(tmp_path):
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     hub = _hub(tmp_path, store)
     lines = _two_walkways(hub)
     # the first window came before B was seen: unprefixed; from then on every line names its walkway
@@ -254,10 +254,10 @@ def test_two_walkways_interleaved_keep_their_own_sessions(tmp_path):
 
 
 def test_restart_carries_on_with_the_open_session_of_each_walkway(tmp_path):
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     _two_walkways(_hub(tmp_path, store), windows=2)
     store.close()
-    store = SessionStore(tmp_path / "s.db")
+    store = SqliteStore(tmp_path / "s.db")
     again = _hub(tmp_path, store, now_ns=rx(2))
     assert sorted(again.tracker.open_sessions) == ["A", "B"] and again.tracker.next_id == 3
     assert again.live.snapshot("B")["session"]["id"] == 2 and len(again.live.snapshot("A")["chart"]) == 2

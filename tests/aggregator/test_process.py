@@ -14,7 +14,7 @@ import pytest
 import zmq
 from agg_helpers import AggregatorProcess, score, write_config
 
-from aggregator.store import SessionStore
+from aggregator.store import SqliteStore
 from core.messages import EndOfStream, SessionUpdate, decode, encode_eos, encode_window
 
 
@@ -61,7 +61,7 @@ def test_kill_9_mid_session_loses_at_most_the_window_in_flight(tmp_path, scores_
     finally:
         restarted.kill()
     assert any(line.startswith("session 1 ended (end_of_stream)") for line in restarted.lines), restarted.lines
-    store = SessionStore(db, read_only=True)
+    store = SqliteStore(db, read_only=True)
     assert store.max_id() == 1  # the restarted aggregator carried on with the same session
     summary = store.get_session(1)
     assert summary["status"] == "closed" and summary["end_reason"] == "end_of_stream"
@@ -120,7 +120,7 @@ def test_session_updates_are_published_and_the_cli_lists_ends_and_exports(tmp_pa
 
 def test_bad_db_path_and_busy_port_are_one_line_errors(tmp_path):
     (tmp_path / "a-directory.db").mkdir()
-    bad_db = write_config(tmp_path, store={"db_path": str(tmp_path / "a-directory.db")})
+    bad_db = write_config(tmp_path, store={"url": f"sqlite:///{tmp_path / 'a-directory.db'}"})
     result = subprocess.run([sys.executable, "-m", "dualgait", "aggregate", "--config", str(bad_db)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -169,7 +169,7 @@ def test_two_walkways_over_zeromq_and_the_cli_ends_one(tmp_path, scores_pub):
         agg.kill()
     assert any(line.startswith("[east] session 1 ended (end_of_stream): 3 valid") for line in agg.lines), agg.lines
     assert any(line.startswith("[west] session 2 ended (operator)") for line in agg.lines), agg.lines
-    store = SessionStore(db, read_only=True)
+    store = SqliteStore(db, read_only=True)
     assert [(s["id"], s["walkway"], s["end_reason"]) for s in store.list_sessions()] == [
         (2, "west", "operator"), (1, "east", "end_of_stream")]
     assert store.get_session(1)["cumulative_p_asd"] == pytest.approx(0.8)

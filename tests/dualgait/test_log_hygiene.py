@@ -63,7 +63,7 @@ def test_pipeline_log_has_no_frames_identifiers_or_keys(short_pair: tuple[str, s
         [sys.executable, "-m", "dualgait", "demo", "--front", str(front), "--side", str(side), "--untrained",
          "--output", str(out), "--log-level", "DEBUG",
          "--set", "security.curve=true", "--set", f"security.keys_dir={keys}",  # ipc endpoints over CURVE too
-         "--set", f"aggregator.store.db_path={tmp_path / 'sessions.db'}", "--set", "aggregator.http.port=0",
+         "--set", f"aggregator.store.url=sqlite:///{tmp_path / 'sessions.db'}", "--set", "aggregator.http.port=0",
          "--set", "aggregator.metrics.port=0", "--set", "aggregator.publish_endpoint=null"],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
