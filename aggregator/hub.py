@@ -5,9 +5,11 @@ sessions, the store, the metrics and the live view, and returns what the process
 and publish (:class:`Output`). On start it carries on with the session that was open in the store, one per
 walkway.
 
-Walkways (camera pairs served by one inference process) are kept apart everywhere: sessions, cumulative
-scores, the live view. Console lines get a ``[walkway]`` prefix once more than one walkway has been seen
-(a single walkway's output stays as it always was), and summary.json then holds one summary per walkway.
+Walkways (camera pairs, of one or several inference hosts) are kept apart everywhere: sessions, cumulative
+scores, the live view. With several scores endpoints, :meth:`AggregatorHub.admit` refuses messages about a
+walkway that another endpoint serves (aggregator.sources.WalkwayOwners). Console lines get a ``[walkway]``
+prefix once more than one walkway has been seen (a single walkway's output stays as it always was), and
+summary.json then holds one summary per walkway.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aggregator.scoring import (
     summary_lines,
 )
 from aggregator.sessions import AmbiguousWalkway, SessionEvent, SessionTracker, session_summary
+from aggregator.sources import WalkwayOwners
 from aggregator.store import SessionStore
 from core.messages import CameraState, EndOfStream, Heartbeat, Preview, SessionUpdate, WindowScore
 
@@ -60,7 +63,7 @@ def session_line(event: str, summary: dict[str, Any]) -> str:
 
 class AggregatorHub:
     def __init__(self, cfg: AggregatorConfig, *, store: SessionStore | None, metrics: AggregatorMetrics,
-                 live: LiveState, now_ns: Callable[[], int]) -> None:
+                 live: LiveState, now_ns: Callable[[], int], endpoints: list[str] | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
@@ -70,6 +73,9 @@ class AggregatorHub:
         self.walkways: dict[str, None] = {}           # walkways seen, in order (an ordered set)
         self.summaries: dict[str, dict[str, Any]] = {}  # the latest stream summary of each walkway
         self.ended: set[str] = set()                  # walkways whose stream ended (no window since its eos)
+        self.owners = WalkwayOwners(endpoints or [], clock_s=lambda: now_ns() / 1e9)  # endpoint of each walkway
+        for endpoint in self.owners.endpoints:
+            metrics.scores_endpoint(endpoint)
         self.tracker = SessionTracker(cfg.session, next_id=(store.max_id() + 1) if store else 1)
         if store is not None:
             self._resume(store)
@@ -100,6 +106,18 @@ class AggregatorHub:
         return f"[{walkway}] {line}" if len(self.walkways) > 1 else line
 
     # ------------------------------------------------------------------ messages
+
+    def admit(self, walkway: str, endpoint: str) -> bool:
+        """Whether a message about ``walkway`` from scores endpoint ``endpoint`` is taken (False: another endpoint
+        serves that walkway; counted and logged)."""
+        admission = self.owners.admit(walkway, endpoint)
+        self.metrics.source_message(walkway, endpoint, admission)
+        return admission != "refused"
+
+    @property
+    def all_sources_heard(self) -> bool:
+        """Every scores endpoint has sent something."""
+        return self.owners.all_heard
 
     def window(self, score: WindowScore, rx_ns: int) -> Output:
         out = Output()
@@ -176,6 +194,7 @@ class AggregatorHub:
         out = Output()
         self.metrics.malformed = malformed
         self.live.set_malformed(malformed)
+        self.live.set_sources(self.owners.snapshot())
         self._apply(self.tracker.tick(rx_ns), out)
         for command in self.live.take_commands():
             if command.name == "end_session":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -37,6 +38,7 @@ _ZAP_LOG = logging.getLogger("core.security.zap")
 _ZAP_LOG.setLevel(logging.INFO)
 
 ENDPOINT_NAMES = ("front", "side", "scores", "publish")
+SCORES_ENTRY_RE = re.compile(r"scores\.(0|[1-9][0-9]{0,3})")  # scores.N: entry N (0-based) of a list of scores
 LOOPBACK_HOSTS = ("localhost", "lo")
 WARN_EVERY_S = 10.0  # a refused client retries every ~100 ms: log refusals at most this often
 
@@ -49,14 +51,17 @@ class SecurityConfig:
     keys_dir: str = "${DUALGAIT_KEYS_DIR:-~/.config/dualgait/keys}"
     key_name: str = "host"             # this host's pair: <keys_dir>/<key_name>.key and .key_secret
     allowed_dir: str | None = None     # allow-list of client public keys (*.key); null: <keys_dir>/allowed
-    # public key file of the server of each endpoint this host connects to (front, side, scores, publish),
-    # relative to keys_dir or absolute; an endpoint not listed: the server holds this host's own key pair
+    # public key file of the server of each endpoint this host connects to (front, side, scores, publish; with a
+    # list of scores endpoints scores.0, scores.1, ... per entry, scores for those not listed), relative to
+    # keys_dir or absolute; an endpoint not listed: the server holds this host's own key pair
     server_keys: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.server_keys if name not in ENDPOINT_NAMES]
+        unknown = [name for name in self.server_keys
+                   if name not in ENDPOINT_NAMES and not SCORES_ENTRY_RE.fullmatch(name)]
         if unknown:
-            raise ValueError(f"server_keys.{unknown[0]}: not an endpoint (one of {', '.join(ENDPOINT_NAMES)})")
+            raise ValueError(f"server_keys.{unknown[0]}: not an endpoint (one of {', '.join(ENDPOINT_NAMES)}, "
+                             "or scores.N for entry N of a list of scores endpoints)")
         if not self.key_name or "/" in self.key_name:
             raise ValueError("key_name must be a file name without '/'")
 
@@ -88,10 +93,22 @@ def needs_curve(endpoint: str, mode: str) -> bool:
     return endpoint.startswith("tcp://") and not is_loopback(endpoint)
 
 
+def scores_names(cfg: Any) -> list[str]:
+    """The names of the scores endpoints an aggregator connects to: ``scores``, or ``scores.0``, ``scores.1``, ...
+    for each entry of a list (see :func:`configured_endpoints`)."""
+    scores = cfg.endpoints.scores
+    return ["scores"] if isinstance(scores, str) else [f"scores.{i}" for i in range(len(scores))]
+
+
 def configured_endpoints(cfg: Any) -> dict[str, str]:
     """Endpoint name -> endpoint of a DualgaitConfig (``publish`` only when set; the cameras of each extra walkway
-    as ``<id>.front`` and ``<id>.side``, whose servers hold this host's key pair)."""
-    out = {"front": cfg.endpoints.front, "side": cfg.endpoints.side, "scores": cfg.endpoints.scores}
+    as ``<id>.front`` and ``<id>.side``, whose servers hold this host's key pair).
+
+    ``scores`` is the scores endpoint an inference process binds (``endpoints.scores``, or the first entry of a
+    list); a list's entries are also ``scores.0``, ``scores.1``, ... (the aggregator connects to each)."""
+    out = {"front": cfg.endpoints.front, "side": cfg.endpoints.side, "scores": cfg.endpoints.scores_bind}
+    if not isinstance(cfg.endpoints.scores, str):
+        out.update(zip(scores_names(cfg), cfg.endpoints.scores, strict=True))
     if cfg.aggregator.publish_endpoint:
         out["publish"] = cfg.aggregator.publish_endpoint
     for walkway in getattr(cfg, "walkways", ()):
@@ -104,6 +121,8 @@ def endpoint_setting(name: str) -> str:
     """Where the endpoint called ``name`` (see :func:`configured_endpoints`) is set in the configuration."""
     if name == "publish":
         return "aggregator.publish_endpoint"
+    if SCORES_ENTRY_RE.fullmatch(name):
+        return f"endpoints.scores[{name.partition('.')[2]}]"
     if "." in name:
         walkway, view = name.rsplit(".", 1)
         return f"walkways[{walkway}].{view}_endpoint"
@@ -115,6 +134,8 @@ def check_endpoints(cfg: Any) -> None:
     if cfg.security.mode != "off":
         return
     for name, endpoint in configured_endpoints(cfg).items():
+        if name == "scores" and not isinstance(cfg.endpoints.scores, str):
+            continue  # a list: reported as its entry, scores.N
         if endpoint.startswith("tcp://") and not is_loopback(endpoint):
             raise ConfigError(f"{endpoint_setting(name)} ({endpoint}) is not loopback and security.curve is off: "
                               "patient data would leave the host unencrypted (set security.curve to auto and "
@@ -273,6 +294,8 @@ class Curve:
         server_keys = {}
         for name in (n for n in needing if n in connects):
             path = sec.server_keys.get(name)
+            if path is None and SCORES_ENTRY_RE.fullmatch(name):  # an entry of a list: scores.N, else scores
+                path = sec.server_keys.get("scores")
             key = public if path is None else read_public_key(keys_dir / _expand(path))
             server_keys[endpoints[name]] = key
         curve = cls(sec, public, secret, server_keys, allowed_dir)

@@ -33,6 +33,8 @@ from core.messages.supervisor import ProcessEvent
 
 log = logging.getLogger(__name__)
 
+COMPONENTS = ("aggregator", "inference", "capture")  # what ``dualgait run`` starts; ``--only`` picks some
+
 FATAL_EXIT_CODE = 2
 
 
