@@ -197,7 +197,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if summary["invalid_reasons"]:
         lines.append("invalid windows: " + ", ".join(f"{k} x{v}" for k, v in summary["invalid_reasons"].items()))
     if stats.get("samples"):
-        lines.append(f"patient found in {stats.get('visible_front', 0):.0f}/{stats['samples']:.0f} front and "
-                     f"{stats.get('visible_side', 0):.0f}/{stats['samples']:.0f} side samples")
+        views = [v for v in ("front", "side") if stats.get(f"frames_{v}")] or ["front", "side"]  # one camera: its view
+        lines.append("patient found in " + " and ".join(f"{stats.get(f'visible_{v}', 0):.0f}/{stats['samples']:.0f} {v}"
+                                                         for v in views) + " samples")
     lines.extend(f"NOTE: {note}" for note in summary["notes"])
     return lines

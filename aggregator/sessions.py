@@ -74,7 +74,8 @@ class SessionEvent:
 
 
 def sees_patient(score: WindowScore, min_visible: int) -> bool:
-    return all(score.visible.get(view, 0) >= min_visible for view in ("front", "side"))
+    """Every camera of the window's walkway (both views, or the one of a single-view walkway) found the patient."""
+    return all(n >= min_visible for n in score.visible.values())
 
 
 class AmbiguousWalkway(ValueError):
@@ -219,8 +220,8 @@ class SessionTracker:
             "p_asd": score.p_asd,
             "p_front": score.p_front,
             "p_side": score.p_side,
-            "visible_front": score.visible.get("front", 0),
-            "visible_side": score.visible.get("side", 0),
+            "visible_front": score.visible.get("front"),  # null: no camera for that view (single-view walkway)
+            "visible_side": score.visible.get("side"),
             "latency_ms": score.latency_ms,
             "timings_ms": dict(score.timings_ms),
             **session.score.as_dict(),

@@ -135,10 +135,10 @@ class StandInModel:
 
     untrained = True
     synthetic = False
-    views = ("front", "side")
 
-    def __init__(self, description: str = "none (stand-in)") -> None:
+    def __init__(self, description: str = "none (stand-in)", *, views: tuple[str, ...] = ("front", "side")) -> None:
         self.description = description
+        self.views = views
 
     def predict(self, clips: Any) -> dict[str, float]:
         return {"p_asd": 0.5}

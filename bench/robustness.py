@@ -14,6 +14,11 @@ person's true box, so each sample's patient crop is attributed to a person: ``W`
 
 Real footage: the shared pair (one walker, the baseline) and the PETS 2009 crowd (both views the same clip:
 a crowd must give invalid windows with a reason, not a score of whoever is tallest).
+
+Single-view scenes (one side camera, ``views = ("side",)``, the pipeline of ``dualgait score --side``): the shared
+side view alone, the real side-view recordings of ``assets/videos/real`` (an outdoor walker, a runner on a treadmill
+in a portrait phone video), a back view and the shared front view given as the side camera (both must be refused:
+``no_side_stride``), and the simulator's mirror scene seen by its side camera alone.
 """
 
 from __future__ import annotations
@@ -57,10 +62,12 @@ class Scene:
     # a simulator scene: (index, {view: image}, {view: {person: true box}}) at ``fps``
     frames: Callable[[], Iterator[SceneFrame]] | None = None
     fps: float = 25.0
-    # or a recorded front/side pair, decoded as ``dualgait score`` decodes it (its first ``max_s`` seconds)
-    recording: tuple[str, str] | None = None
+    # or a recorded front/side pair, decoded as ``dualgait score`` decodes it (its first ``max_s`` seconds); a
+    # single-view scene has None for the view without a camera
+    recording: tuple[str | None, str | None] | None = None
     max_s: float | None = None
     patient_config: dict[str, Any] | None = None  # inference.patient overrides for this scene
+    views: tuple[str, ...] = VIEWS  # the cameras: both, or ("side",) for single-view mode
 
 
 def who(box: Box | None, figures: dict[str, Box | None]) -> str:
@@ -108,6 +115,24 @@ def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
     if Path(pets).is_file():
         out.append(Scene("crowd (PETS 2009)", f"3-8 people walking (first {crowd_seconds:g} s, the clip as both views)",
                          None, recording=(pets, pets), max_s=crowd_seconds))
+    side = ("side",)
+    out += [
+        Scene("side alone", "single-view mode: the shared pair's side view alone (one person walking in place)", 1,
+              recording=(None, cfg.capture.side), views=side),
+        Scene("mirror (side alone)", "single-view mode: the mirror scene's side camera alone", 1,
+              lambda: mirror_scene(mirrored, seconds=6.0, enter_s=1.5), views=side),
+        Scene("front view as side", "single-view mode: the shared front view given as the side camera (must be "
+                                    "refused)", 1, recording=(None, cfg.capture.front), views=side),
+    ]
+    real = assets_videos / "real"
+    for name, what in (("side_outdoor_sarwesh", "a real side view: a man walking outdoors, 1920x1080 at 59.7 fps"),
+                       ("treadmill_side_portrait", "a real side view: a man running on a treadmill, portrait phone "
+                                                   "video 720x1280"),
+                       ("back_followcam_portrait", "a real back view given as the side camera: a hand-held camera "
+                                                   "following a woman through a shop, bystanders (must be refused)")):
+        if (real / f"{name}.mp4").is_file():
+            out.append(Scene(f"{name} (side alone)", f"single-view mode: {what}", None,
+                             recording=(None, str(real / f"{name}.mp4")), views=side))
     return out
 
 
@@ -129,7 +154,7 @@ def _frames(cfg: DualgaitConfig, scene: Scene, truth: dict[int, dict[str, dict[s
     for i, images, figures in scene.frames():
         t_ns = round(i / scene.fps * 1e9)
         truth[i] = figures
-        for view in VIEWS:
+        for view in scene.views:
             yield Frame(view, i, t_ns, t_ns, images[view], source_ts_ns=t_ns)
 
 
@@ -144,7 +169,8 @@ def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]
     for key, value in (scene.patient_config or {}).items():
         setattr(icfg.patient, key, value)
     pipe = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network),
-                             engine=StandInModel("none (robustness bench)"), clock_ns=lambda: 0)
+                             engine=StandInModel("none (robustness bench)", views=scene.views), clock_ns=lambda: 0,
+                             views=scene.views)
     boxes: dict[tuple[int, str], Box] = {}
     set_patient = pipe.patients.set_patient
 
@@ -169,8 +195,9 @@ def run_scene(cfg: DualgaitConfig, network: Any, scene: Scene) -> dict[str, Any]
         return "".join(out)
 
     windows = [{"window": s.window, "walk": s.walk, "valid": s.valid, "reason_code": s.reason_code,
-                "front": letters(s.window, "front"), "side": letters(s.window, "side")} for s in scores]
-    return {"scene": scene.name, "what": scene.what, **summarise(windows, stats, scene.walks_expected)}
+                **{view: letters(s.window, view) for view in scene.views}} for s in scores]
+    return {"scene": scene.name, "what": scene.what, "views": list(scene.views),
+            **summarise(windows, stats, scene.walks_expected, views=scene.views)}
 
 
 def _switches(windows: Sequence[dict[str, Any]], view: str) -> int:
@@ -189,20 +216,23 @@ def _switches(windows: Sequence[dict[str, Any]], view: str) -> int:
     return switches
 
 
-def summarise(windows: Sequence[dict[str, Any]], stats: dict[str, Any], walks_expected: int | None
-              ) -> dict[str, Any]:
-    """A scene's row from its windows (verdict and crop letters per view) and the pipeline's end counters."""
+def summarise(windows: Sequence[dict[str, Any]], stats: dict[str, Any], walks_expected: int | None, *,
+              views: Sequence[str] = VIEWS) -> dict[str, Any]:
+    """A scene's row from its windows (verdict and crop letters per view) and the pipeline's end counters; a view
+    without a camera (single-view scenes) has no switches (None)."""
     reasons = collections.Counter(w["reason_code"] for w in windows if not w["valid"])
-    wrong = [w["window"] for w in windows if w["valid"] and any(c in w[v] for v in VIEWS for c in "RO")]
+    wrong = [w["window"] for w in windows if w["valid"] and any(c in w[v] for v in views for c in "RO")]
     return {
         "windows": len(windows),
         "valid": sum(w["valid"] for w in windows),
         "invalid_by_reason": dict(sorted(reasons.items())),
         "valid_on_someone_else": len(wrong),
-        "subject_switches": {v: _switches(windows, v) for v in VIEWS},
+        "subject_switches": {v: _switches(windows, v) if v in views else None for v in VIEWS},
         "walks": stats.get("walks"),
         "walks_expected": walks_expected,
-        "locks": {key: stats.get(f"patient_{key}_{v}") for key in ("locks", "takeovers", "releases") for v in VIEWS},
+        # per view (a view without a camera: None)
+        "locks": {key: {v: stats.get(f"patient_{key}_{v}") for v in VIEWS}
+                  for key in ("locks", "takeovers", "releases")},
         "identity_jumps": {v: stats.get(f"identity_jumps_{v}") for v in VIEWS},
         "windows_detail": list(windows),
     }
@@ -216,7 +246,7 @@ def render(report: dict[str, Any]) -> str:
              "| walks (expected) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["scenes"]:
         reasons = ", ".join(f"{n} {code}" for code, n in row["invalid_by_reason"].items()) or "-"
-        sw = row["subject_switches"]
+        sw = {v: "-" if n is None else n for v, n in row["subject_switches"].items()}  # -: no camera
         expected = "?" if row["walks_expected"] is None else row["walks_expected"]
         lines.append(f"| {row['scene']} | {row['windows']} | {row['valid']} | {reasons} | "
                      f"{row['valid_on_someone_else']} | {sw['front']} / {sw['side']} | {row['walks']} ({expected}) |")

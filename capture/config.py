@@ -19,10 +19,13 @@ class CaptureConfig:
     - ``usb:N`` (or just ``N``): USB camera N, opened with the requested width/height/fps/fourcc;
     - ``rtsp://...``, ``http://...``, ``https://...``: an IP camera (RTSP, or HTTP MJPEG);
     - ``synthetic:asd`` / ``synthetic:normal`` (``:SEED`` optional): a rendered synthetic walker.
+
+    One of them may be null: a single-camera walkway (most often a side camera alone), scored by a single-view
+    model (``single_side`` / ``single_front``); :attr:`views` lists the cameras present.
     """
 
-    front: str = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_front.mp4"
-    side: str = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_side.mp4"
+    front: str | None = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_front.mp4"
+    side: str | None = "${DUALGAIT_ASSETS:-../shared/assets}/videos/walk_side.mp4"
     # USB cameras: requested settings (null: the camera's default); the granted ones are logged
     width_px: int | None = None
     height_px: int | None = None
@@ -60,6 +63,8 @@ class CaptureConfig:
     inject_seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.front is None and self.side is None:
+            raise ValueError("front and side are both null: at least one camera is needed")
         if self.speed <= 0:
             raise ValueError(f"speed must be > 0, got {self.speed}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -92,5 +97,15 @@ class CaptureConfig:
         if self.inject_jitter_ms < 0:
             raise ValueError(f"inject_jitter_ms must be >= 0, got {self.inject_jitter_ms}")
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The views with a camera, in protocol order: ``("front", "side")``, ``("front",)`` or ``("side",)``."""
+        return tuple(v for v, source in (("front", self.front), ("side", self.side)) if source is not None)
+
     def source(self, view: str) -> str:
-        return self.front if view == "front" else self.side
+        source = self.front if view == "front" else self.side
+        if source is None:
+            from core.configtools import ConfigError
+
+            raise ConfigError(f"capture.{view} is null: this walkway has no {view} camera")
+        return source

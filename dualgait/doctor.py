@@ -204,7 +204,7 @@ def _assets(d: Doctor) -> None:
           str(root))
     if not root.is_dir():
         d.missing.append(f"shared assets folder {root} (set DUALGAIT_ASSETS)")
-    wanted = ([(f"{view} video", d.cfg.capture.source(view)) for view in ("front", "side")]
+    wanted = ([(f"{view} video", d.cfg.capture.source(view)) for view in d.cfg.views]
               + [("detector weights", d.cfg.inference.detector.weights)]) if d.cfg is not None else []
     for what, path in wanted:
         ok, detail = _source_check(path)
@@ -222,13 +222,18 @@ def _demo_model(d: Doctor) -> None:
         d.facts["configured_ok"] = Path(weights).expanduser().is_file()
         d.add("Demo model", "configured", d.facts["configured_ok"], f"{weights} (inference.model.weights, used "
               "instead)" + ("" if d.facts["configured_ok"] else ": missing"), weights)
-    from training.demo_model import DEMO_RECIPE, find_demo_model, packaged_info
+    from training.demo_model import DEMO_RECIPE, demo_recipe_for, find_demo_model, packaged_info
 
-    key = DEMO_RECIPE.key()
+    try:  # the cameras' demo model: late fusion for two, single_side for a side camera alone
+        recipe = demo_recipe_for(d.cfg.views)
+    except ValueError:
+        recipe = DEMO_RECIPE
+    key = recipe.key()
+    d.add("Demo model", "variant", None, f"{recipe.variant} (cameras: {' + '.join(d.cfg.views)})", recipe.variant)
     d.add("Demo model", "recipe key", None, key, key)
-    d.add("Demo model", "input px", None, f"{DEMO_RECIPE.input_px} (the demo's, not inference.crop.input_px)",
-          DEMO_RECIPE.input_px)
-    found = find_demo_model(d.cfg)
+    d.add("Demo model", "input px", None, f"{recipe.input_px} (the demo's, not inference.crop.input_px)",
+          recipe.input_px)
+    found = find_demo_model(d.cfg, recipe)
     d.facts["demo_model_built"] = found is not None
     if found is None:
         d.add("Demo model", "demo model", None, f"not built yet: the first demo builds it ({BUILD_NOTE}) into the "
@@ -238,9 +243,9 @@ def _demo_model(d: Doctor) -> None:
         size_mb = round(Path(path).stat().st_size / 1e6, 1)
         d.add("Demo model", "demo model", True, f"{path} ({origin}, {size_mb} MB)",
               {"path": str(path), "origin": origin, "size_mb": size_mb})
-    info = packaged_info()
+    info = packaged_info(recipe=recipe)
     if info is None:
-        d.add("Demo model", "packaged copy", None, "none shipped (training/packaged/demo_model.json)")
+        d.add("Demo model", "packaged copy", None, f"none shipped for {recipe.variant} (training/packaged/)")
     else:
         fits = info.get("key") == key
         d.add("Demo model", "packaged copy", fits, f"key {info.get('key')}"

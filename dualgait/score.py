@@ -1,10 +1,12 @@
-"""``dualgait score FRONT SIDE``: offline scoring of a recorded pair with the live code path.
+"""``dualgait score FRONT SIDE`` (or ``--side FILE`` / ``--front FILE`` alone): offline scoring of a recorded pair,
+or of one camera's recording with a single-view model, with the live code path.
 
 Prints the aggregator's per-second lines and summary, and writes ``windows.jsonl`` and ``summary.json``
 to ``--output`` when given; ``--save-video DIR``: what was scored, ``DIR/front.mp4``, ``DIR/side.mp4`` (annotated
 sampled frames) and ``DIR/windows/window_NNNN.png`` (each window's model input), see :mod:`inference.annotate`.
-The model is the configured one; without weights it is the synthetic demo model (built once and cached, like
-``dualgait demo``), or random weights with ``--untrained``.
+The model is the configured one; without weights it is the synthetic demo model for the views given (late fusion
+for a pair, ``single_side`` for a side file alone; shipped, or built once and cached, like ``dualgait demo``), or
+random weights with ``--untrained``. The model's views must be the recording's (one line otherwise).
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def add_score_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("front", help="front-view video")
-    parser.add_argument("side", help="side-view video")
+    parser.add_argument("front", nargs="?", help="front-view video")
+    parser.add_argument("side", nargs="?", help="side-view video")
+    parser.add_argument("--front", dest="front_only", metavar="FILE",
+                        help="the front view's video (alone: single-view mode, a single_front model)")
+    parser.add_argument("--side", dest="side_only", metavar="FILE",
+                        help="the side view's video (alone: single-view mode, a single_side model)")
     parser.add_argument("--output", help="folder for windows.jsonl and summary.json")
     parser.add_argument("--untrained", action="store_true",
                         help="random model weights when no weights are configured (scores are meaningless)")
@@ -57,8 +63,24 @@ def check_save_video_dir(cfg: DualgaitConfig) -> None:
                            fix="choose another with --save-video DIR")
 
 
+def recordings(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(front, side) files of ``dualgait score``: ``FRONT SIDE``, or ``--front``/``--side`` (one alone: single-view
+    mode); ConfigError in one line for any other mix."""
+    from core.configtools import ConfigError
+
+    flags = (args.front_only, args.side_only)
+    if args.front is not None and any(flags):
+        raise ConfigError("give the recordings either as FRONT SIDE or with --front/--side, not both ways")
+    if any(flags):
+        return flags
+    if args.front is None or args.side is None:
+        raise ConfigError("give two recordings (FRONT SIDE), or one camera's with --side FILE or --front FILE")
+    return args.front, args.side
+
+
 def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
-    """The configured weights; else the synthetic demo model (shipped, or built and cached) unless untrained.
+    """The configured weights; else the synthetic demo model of the cameras' views (shipped, or built and cached)
+    unless untrained.
 
     Checks first that the cache folder is writable when it will be written: an exported engine, or a demo
     model that must be built (one line naming the fix instead of a failure minutes later).
@@ -69,22 +91,46 @@ def resolve_model(cfg: DualgaitConfig, *, untrained: bool) -> DualgaitConfig:
         check_cache_dir(cfg.inference.model.cache_dir)
     if cfg.inference.model.weights is not None or untrained:
         return cfg
-    from training.demo_model import DEMO_RECIPE, ensure_demo_model
+    from core.configtools import ConfigError
+    from training.demo_model import demo_recipe_for, ensure_demo_model
 
-    return with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg))},
-                                              "crop": {"input_px": DEMO_RECIPE.input_px}}})
+    try:
+        recipe = demo_recipe_for(cfg.views)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return with_overrides(cfg, {"inference": {"model": {"weights": str(ensure_demo_model(cfg, recipe=recipe))},
+                                              "crop": {"input_px": recipe.input_px}}})
 
 
-def calibration_pair(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> tuple[str, str] | None:
-    """The recording an int8 model is calibrated on: the given or configured files, else (live cameras) the
-    shared front/side pair; None when there is neither."""
+def check_model_views(cfg: DualgaitConfig) -> None:
+    """The model (checkpoint, ``model.variant``, or the untrained default) takes the cameras' views, else one line
+    (:class:`inference.errors.ModelViewsError`) before anything loads or starts."""
+    from inference.errors import ModelViewsError
+    from inference.variants import default_variant, variant_views
+
+    model = cfg.inference.model
+    variant = model.variant or default_variant(cfg.views)
+    if model.weights is not None:
+        from inference.models import load_checkpoint
+
+        variant = load_checkpoint(model.weights).spec.variant  # ModelLoadError (one line) when unreadable
+    if set(variant_views(variant)) != set(cfg.views):
+        raise ModelViewsError(variant_views(variant), cfg.views)
+
+
+def calibration_pair(cfg: DualgaitConfig, front: str | None = None,
+                     side: str | None = None) -> tuple[str | None, str | None] | None:
+    """The recording an int8 model is calibrated on, (front, side) with None for a view without a camera: the
+    given or configured files, else (live cameras) the shared front/side pair's files of those views; None when
+    there is neither."""
     from dualgait.config import load_config
 
-    given = (front or cfg.capture.front, side or cfg.capture.side)
-    if all(Path(path).is_file() for path in given):
-        return given
-    shared = load_config(None).capture  # the defaults: the shared pair
-    return (shared.front, shared.side) if all(Path(p).is_file() for p in (shared.front, shared.side)) else None
+    views = cfg.views
+    for files in ({"front": front or cfg.capture.front, "side": side or cfg.capture.side},
+                  {"front": load_config(None).capture.front, "side": load_config(None).capture.side}):  # shared pair
+        if all(files[v] is not None and Path(files[v]).is_file() for v in views):
+            return (files["front"] if "front" in views else None, files["side"] if "side" in views else None)
+    return None
 
 
 def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | None = None) -> None:
@@ -97,6 +143,7 @@ def prepare_engine(cfg: DualgaitConfig, front: str | None = None, side: str | No
     from inference.engines.base import EngineError
     from offline.clips import ensure_int8_engine
 
+    check_model_views(cfg)
     pair = calibration_pair(cfg, front, side)
     try:
         if pair is None:
@@ -119,16 +166,22 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from inference.process import build_pipeline
     from offline.score import ReplayClock, ScoringStopped, score_pair
 
-    check_assets({"front video": args.front, "side video": args.side}, cfg.inference.detector.weights)
+    front, side = recordings(args)
+    files = {view: path for view, path in (("front", front), ("side", side)) if path is not None}
+    check_assets({f"{view} video": path for view, path in files.items()}, cfg.inference.detector.weights)
+    # the cameras are the recordings given: one file alone is single-view mode; no load shedding offline (a file
+    # waits for the pipeline, so the windows must not depend on how busy the machine is)
+    cfg = with_overrides(cfg, {"capture": {"front": front, "side": side},
+                               "inference": {"overload": {"enabled": False}}})
     if args.save_video:
         cfg = with_overrides(cfg, {"inference": {"save_video_dir": args.save_video}})
     check_save_video_dir(cfg)
     from capture.sources import FileSource
 
-    for path in (args.front, args.side):  # an unreadable video: SourceError now, not after building the model
+    for path in files.values():  # an unreadable video: SourceError now, not after building the model
         FileSource(path).close()
     cfg = resolve_model(cfg, untrained=args.untrained)
-    prepare_engine(cfg, args.front, args.side)
+    prepare_engine(cfg, front, side)
     clock = ReplayClock()
     pipeline = build_pipeline(cfg, clock_ns=clock)
     recorders = {}
@@ -147,7 +200,7 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
 
     try:
         try:
-            result = score_pair(pipeline, args.front, args.side, on_score=on_score, clock=clock,
+            result = score_pair(pipeline, front, side, on_score=on_score, clock=clock,
                                 max_side_px=cfg.capture.max_side_px)
         finally:
             for recorder in recorders.values():

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from core.messages import VIEWS, WindowScore
+from core.messages import WindowScore
 from inference.detector import Detection
 from inference.samples import ProcessedSample
 
@@ -295,7 +295,7 @@ class VideoRecorder:
             head = f"window {score.window}  sample {index - pending.first_sample + 1}/{self.frames}"
             kept = self._images.get(index)
             if kept is None:  # no frame pair at this sample: a placeholder keeps the video's timeline
-                for view in VIEWS:
+                for view in pending.owner.views:
                     marks = FrameMarks((), None, (f"{view}  {head}", verdict, "no frame pair at this sample"),
                                        score.valid)
                     self._worker.submit(self._write_blank, view, marks)
@@ -309,7 +309,7 @@ class VideoRecorder:
         keep_from = max(self._written + 1, pending.first_sample)
         for index in [i for i in self._images if i < keep_from]:
             del self._images[index]
-        views = list(pending.clips) if pending.clips is not None else list(VIEWS)
+        views = list(pending.clips) if pending.clips is not None else list(pending.owner.views)
         tiles = window_tiles(pending, views, self.frames)
         last = pending.first_sample + self.frames - 1
         header = [f"window {score.window}  {verdict}",

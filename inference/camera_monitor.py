@@ -35,13 +35,15 @@ class ViewStatus:
 
 class CameraMonitor:
     def __init__(self, *, silence_s: float, idle_ns: Callable[[], int] = time.monotonic_ns,
-                 clock_ns: Callable[[], int] = time.monotonic_ns, wall_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, wall_ns: Callable[[], int] = time.time_ns,
+                 views: tuple[str, ...] = VIEWS) -> None:
         self.silence_ns = round(silence_s * 1e9)
+        self.camera_views = views  # the walkway's cameras (both views, or one)
         self.idle_ns, self.clock_ns, self.wall_ns = idle_ns, clock_ns, wall_ns
         self.reset()
 
     def reset(self) -> None:
-        self.views: dict[str, ViewStatus] = {v: ViewStatus() for v in VIEWS}
+        self.views: dict[str, ViewStatus] = {v: ViewStatus() for v in self.camera_views}
 
     def heard(self, view: str) -> None:
         """Any message from ``view``'s capture (a frame included)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from core.messages.preview import MAX_PREVIEW_SIDE_PX
 from inference.overload import OverloadConfig
-from inference.variants import Variant
+from inference.variants import Variant, default_variant
 
 
 @dataclass(slots=True)
@@ -82,6 +82,11 @@ class PatientConfig:
     cross_view_max_distance: float | None = 0.5
     # more eligible people than this in a view (median over a window's detected samples): a crowd, not scored
     max_people: int = 3
+    # one side camera alone (single-view mode): the patient's box width / height must vary at least this much
+    # (max / min over a window) as the legs swing apart and together; less: no stride seen from the side (a front
+    # or back view, or no walking), no_side_stride, not scored. Measured: side views of walking 1.44-2.46 per
+    # window, front and back views 1.01-1.22 (docs/inference.md). null: not checked
+    min_side_stride_ratio: float | None = 1.25
 
     def __post_init__(self) -> None:
         for name in ("walkway_front", "walkway_side"):
@@ -114,6 +119,8 @@ class PatientConfig:
             raise ValueError("cross_view_max_distance must be in (0, 1] or null")
         if self.max_people < 1:
             raise ValueError("max_people must be >= 1")
+        if self.min_side_stride_ratio is not None and not 1.0 <= self.min_side_stride_ratio <= 3.0:
+            raise ValueError("min_side_stride_ratio must be in [1, 3] or null")
 
     def walkway(self, view: str) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = self.walkway_front if view == "front" else self.walkway_side
@@ -195,7 +202,7 @@ class ModelConfig:
     frames). Null: random initialisation of ``variant`` (scores are meaningless).
     """
 
-    # null: the checkpoint's variant, or "late" when there is no checkpoint
+    # null: the checkpoint's variant, or without one "late" (single_front / single_side for one camera)
     variant: Variant | None = None
     weights: str | None = None
     # auto: the fastest this machine has, chosen at start and logged (inference.engines.auto): TensorRT fp16 or
@@ -229,6 +236,13 @@ class ModelConfig:
                 raise ValueError(f"{where} runs {', '.join(runs)}, not {self.precision}")
         if not 1 <= self.max_batch <= 256:
             raise ValueError("max_batch must be in 1..256")
+
+    def for_views(self, views: tuple[str, ...]) -> ModelConfig:
+        """This config for cameras ``views``: without weights or variant, the untrained model is the variant that
+        takes those views (``late`` for both, ``single_side`` for the side one alone)."""
+        if self.weights is not None or self.variant is not None:
+            return self
+        return replace(self, variant=default_variant(views))
 
 
 @dataclass(slots=True)

@@ -28,9 +28,12 @@ from inference.tiling import compose, plan_tiles, split_boxes
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    box_xyxy: tuple[float, float, float, float]  # pixels in the frame
+    box_xyxy: tuple[float, float, float, float]  # pixels in the frame (the tracker's, Kalman-smoothed)
     conf: float
     track_id: int | None
+    # the detector's own box of this sighting (the tracker's smooths the aspect ratio away): None when the box
+    # was not detected on this sample (interpolated) or the detector gives none
+    detected_xyxy: tuple[float, float, float, float] | None = None
 
 
 class Detector(Protocol):
@@ -131,6 +134,14 @@ class YoloModel:
         return [Boxes(boxes, image.shape[:2]) for boxes, image in zip(split_boxes(found, plan), images, strict=True)]
 
 
+def _detected(found: np.ndarray, index: float) -> tuple[float, float, float, float] | None:
+    k = int(index)
+    if not 0 <= k < len(found):
+        return None
+    x0, y0, x1, y1 = (float(v) for v in found[k][:4])
+    return x0, y0, x1, y1
+
+
 class YoloDetector:
     """A :class:`YoloModel` + one ByteTrack (or BoT-SORT without ReID) per view.
 
@@ -172,8 +183,9 @@ class YoloDetector:
         out: dict[str, list[Detection]] = {}
         for view, image in images.items():
             tracks = self._trackers[view].update(boxes[view], image)  # (N, 8) x1 y1 x2 y2 id score cls idx
-            out[view] = [Detection((float(t[0]), float(t[1]), float(t[2]), float(t[3])), float(t[5]), int(t[4]))
-                         for t in tracks]
+            found = boxes[view].xyxy  # (M, 4): t[7] indexes the detection a track was updated from
+            out[view] = [Detection((float(t[0]), float(t[1]), float(t[2]), float(t[3])), float(t[5]), int(t[4]),
+                                   _detected(found, t[7])) for t in tracks]
         return out
 
 

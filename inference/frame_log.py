@@ -20,8 +20,10 @@ RECENT_PER_VIEW = 128  # capture times kept per view for missing_cause
 
 
 class FrameLog:
-    def __init__(self, stats: dict[str, float], *, max_frame_age_s: float | None) -> None:
+    def __init__(self, stats: dict[str, float], *, max_frame_age_s: float | None,
+                 views: tuple[str, ...] = VIEWS) -> None:
         self.stats = stats
+        self.views = views
         self.max_frame_age_s = max_frame_age_s
         self._last_seq: dict[str, int | None] = dict.fromkeys(VIEWS)
         self._last_source_ts: dict[str, int | None] = dict.fromkeys(VIEWS)
@@ -59,7 +61,7 @@ class FrameLog:
     def missing_cause(self, target_ns: int, step_ns: int) -> str:
         """Why no pair was found near ``target_ns``: a view without frames there, or frames too far apart."""
         half = step_ns // 2
-        near = {v: any(abs(t - target_ns) <= half for t in self._recent_ns[v]) for v in VIEWS}
-        if all(near.values()):
+        near = {v: any(abs(t - target_ns) <= half for t in self._recent_ns[v]) for v in self.views}
+        if all(near.values()) and len(self.views) > 1:
             return "skew"
-        return "too_few_frames:" + ",".join(v for v in VIEWS if not near[v])
+        return "too_few_frames:" + ",".join(v for v in self.views if not near[v] or len(self.views) == 1)

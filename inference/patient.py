@@ -335,6 +335,8 @@ class WalkMonitor:
         disagree when one patient moves (>= min_motion_per_s) while the other stands clearly still
         (< half of it): the band between keeps a slow walker seen head-on from flickering into "still".
         """
+        if len(self.views) < 2:  # one camera: nothing to disagree with
+            return None
         starts = self.started_ns
         if all(starts[v] is not None for v in self.views):
             offset_s = abs(starts[self.views[0]] - starts[self.views[1]]) / 1e9

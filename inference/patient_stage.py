@@ -4,7 +4,9 @@ A stage without sockets, one per :class:`inference.pipeline.InferencePipeline` (
 sample it feeds each view's :class:`inference.patient.PatientLock`, marks contested samples and identity
 jumps (:mod:`inference.identity`), crops the patient (the paper's crop, :mod:`inference.crop`), claims the
 locked person's earlier sightings and interpolates the patient's box over the samples the detector skipped;
-across views, :class:`inference.patient.WalkMonitor` says when a walk ends.
+across views, :class:`inference.patient.WalkMonitor` says when a walk ends. With one camera (``views`` of one
+view) the cross-view steps (the clearer view deciding first, the other view's patient as colour reference, the
+cross-view colour distance) have nothing to compare and are skipped.
 """
 
 from __future__ import annotations
@@ -34,23 +36,24 @@ class PatientStage:
     ``stats``: the pipeline's counters, updated in place (``visible_<view>``, ``walks``, ``identity_*``).
     """
 
-    def __init__(self, cfg: InferenceConfig, stats: dict[str, float]) -> None:
+    def __init__(self, cfg: InferenceConfig, stats: dict[str, float], *, views: tuple[str, ...] = VIEWS) -> None:
         self.cfg = cfg
         self.stats = stats
+        self.views = views
         self.reset()
 
     def reset(self) -> None:
         patient = self.cfg.patient
         self.locks = {view: PatientLock(patient, walkway=patient.walkway(view), exclude=patient.excluded(view),
-                                        view=view) for view in VIEWS}
-        self.walks = WalkMonitor(patient, VIEWS)
-        self.identity = {view: IdentityMonitor(patient.identity_max_distance) for view in VIEWS}
-        self.latest_patient: dict[str, Detection | None] = dict.fromkeys(VIEWS)  # for previews
+                                        view=view) for view in self.views}
+        self.walks = WalkMonitor(patient, self.views)
+        self.identity = {view: IdentityMonitor(patient.identity_max_distance) for view in self.views}
+        self.latest_patient: dict[str, Detection | None] = dict.fromkeys(self.views)  # for previews
         # the walk's patient per view: the signature of the walk's first lock (or of a takeover's winner), against
         # which a later lock of the same walk (after the patient was lost) is checked; why the current lock is not
         # that person (its samples then count as an identity change)
-        self._walk_reference: dict[str, np.ndarray | None] = dict.fromkeys(VIEWS)
-        self._foreign: dict[str, str | None] = dict.fromkeys(VIEWS)
+        self._walk_reference: dict[str, np.ndarray | None] = dict.fromkeys(self.views)
+        self._foreign: dict[str, str | None] = dict.fromkeys(self.views)
 
     def locked(self, view: str) -> bool:
         return self.locks[view].locked_id is not None
@@ -66,14 +69,16 @@ class PatientStage:
     def _affinity(self, view: str, image: np.ndarray) -> Callable[[Detection], float] | None:
         """Colour distance of a person in ``view`` to the walk's patient in this view (after the patient was lost)
         or else to the other view's locked patient (its identity reference); None when neither is known."""
-        other = next(v for v in VIEWS if v != view)
-        monitor, lock = self.identity[other], self.locks[other]
         reference = self._walk_reference[view]
         if not self.cfg.patient.identity_check:
             return None
-        if reference is None and (lock.locked_id is None or monitor.reference is None):
+        other = next((v for v in self.views if v != view), None)
+        if reference is None and other is not None:
+            monitor, lock = self.identity[other], self.locks[other]
+            if lock.locked_id is not None:
+                reference = monitor.reference
+        if reference is None:
             return None
-        reference = reference if reference is not None else monitor.reference
 
         def distance(det: Detection) -> float:
             sig = signature(image, det.box_xyxy)
@@ -83,9 +88,11 @@ class PatientStage:
 
     def cross_view_distance(self) -> float | None:
         """Colour distance (0..1) between the two views' locked patients' identity references; None when a view
-        has no locked patient with a reference yet (or identity_check is off)."""
+        has no locked patient with a reference yet (or identity_check is off), and always for one camera."""
+        if len(self.views) < 2:
+            return None
         refs = []
-        for view in VIEWS:
+        for view in self.views:
             monitor, lock = self.identity[view], self.locks[view]
             if lock.locked_id is None or monitor.track_id != lock.locked_id or monitor.reference is None:
                 return None
@@ -102,7 +109,7 @@ class PatientStage:
         # the view where the patient is clearest decides first; the other then locks the one of its similar
         # candidates who looks most like that view's patient (two people walking side by side: both views lock the
         # same one, the one the clearer view sees whole)
-        for view in sorted(VIEWS, key=lambda v: self._ambiguity(v, people[v], images[v])):
+        for view in sorted(self.views, key=lambda v: self._ambiguity(v, people[v], images[v])):
             updates[view] = self.locks[view].update(out.t_mono_ns, people[view], images[view],
                                                     affinity=self._affinity(view, images[view]))
             self._apply(out, view, updates[view], images[view], samples, every=every)
@@ -112,7 +119,7 @@ class PatientStage:
                      self.walks.walk, self.cfg.patient.walk_gap_s)
             for lock in self.locks.values():
                 lock.reset()
-            self._walk_reference, self._foreign = dict.fromkeys(VIEWS), dict.fromkeys(VIEWS)
+            self._walk_reference, self._foreign = dict.fromkeys(self.views), dict.fromkeys(self.views)
         self.stats["walks"] = self.walks.walk + 1
         return ended
 

@@ -34,6 +34,7 @@ import numpy as np
 from core.messages import DEFAULT_WALKWAY, REASON_CODES, VIEWS, EndOfStream, Frame, WindowScore
 from inference.config import InferenceConfig
 from inference.detector import Detection, Detector
+from inference.errors import ModelViewsError
 from inference.frame_log import FrameLog
 from inference.overload import OverloadGovernor
 from inference.pairing import FramePairer
@@ -47,7 +48,7 @@ from inference.validity import check_window
 log = logging.getLogger(__name__)
 
 __all__ = ["DetectRequest", "InferencePipeline", "Model", "Observer", "PendingWindow", "ProcessedSample",
-           "score_windows"]
+           "check_model_views", "score_windows"]
 
 
 
@@ -79,6 +80,13 @@ def score_windows(engine: Model, pending: Sequence[PendingWindow]) -> list[Windo
                                   model_ms if p.clips is not None else 0.0) for p in pending]
 
 
+def check_model_views(model_views: Sequence[str], views: Sequence[str]) -> None:
+    """The model takes exactly the walkway's cameras (a late-fusion model needs both, ``single_side`` the side one),
+    else :class:`ModelViewsError` in one line."""
+    if set(model_views) != set(views):
+        raise ModelViewsError(model_views, views)
+
+
 def drive(steps: Steps, detector: Detector) -> list[PendingWindow]:
     """Run ``steps`` to the end with ``detector``; returns the windows it made ready."""
     pending: list[PendingWindow] = []
@@ -101,9 +109,12 @@ class InferencePipeline:
     """One stream (session) at a time of one walkway; ``reset()`` starts the next one."""
 
     def __init__(self, cfg: InferenceConfig, *, detector: Detector, engine: Model,
-                 clock_ns: Callable[[], int] = time.monotonic_ns, walkway: str = DEFAULT_WALKWAY) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, walkway: str = DEFAULT_WALKWAY,
+                 views: tuple[str, ...] = VIEWS) -> None:
+        check_model_views(engine.views, views)
         self.cfg = cfg
         self.walkway = walkway
+        self.views = tuple(v for v in VIEWS if v in views)  # the cameras: front + side, or one view alone
         self.detector = detector
         self.engine = engine
         self.clock_ns = clock_ns
@@ -115,12 +126,12 @@ class InferencePipeline:
     def reset(self) -> None:
         win = self.cfg.window
         tol = None if win.pair_tolerance_s is None else round(win.pair_tolerance_s * 1e9)
-        self.pairer = FramePairer(tolerance_ns=tol, max_wait_ns=round(win.max_pair_wait_s * 1e9))
+        self.pairer = FramePairer(tolerance_ns=tol, max_wait_ns=round(win.max_pair_wait_s * 1e9), views=self.views)
         self.sampler = WindowSampler(frames=win.frames, step_ns=round(win.step_s * 1e9),
                                      stride_samples=win.stride_samples)
         self.samples: dict[int, ProcessedSample] = {}
         self.detector.reset()
-        self._seen: dict[str, bool] = dict.fromkeys(VIEWS, False)  # someone detected at the last detection
+        self._seen: dict[str, bool] = dict.fromkeys(self.views, False)  # someone detected at the last detection
         self._dropped_late = 0  # frames dropped at receive since the last window
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.stats: dict[str, float] = {
@@ -135,8 +146,8 @@ class InferencePipeline:
             "identity_distance_max_side": 0.0,
             **{f"invalid_{code}": 0 for code in REASON_CODES},
         }
-        self.frames = FrameLog(self.stats, max_frame_age_s=self.cfg.window.max_frame_age_s)
-        self.patients = PatientStage(self.cfg, self.stats)
+        self.frames = FrameLog(self.stats, max_frame_age_s=self.cfg.window.max_frame_age_s, views=self.views)
+        self.patients = PatientStage(self.cfg, self.stats, views=self.views)
         self._pair_ms = 0.0
         self._model_end_ns = 0
         self._started = False
@@ -201,11 +212,11 @@ class InferencePipeline:
             self.samples[sample.index] = out
             return out, None
         pair = sample.pair
-        frames = {"front": pair.front, "side": pair.side}
+        frames = pair.frames
         meta = {v: self.frames.receipt(v, f.seq) for v, f in frames.items()}
         out = ProcessedSample(
             sample.index, seqs={v: f.seq for v, f in frames.items()}, t_mono_ns=pair.t_mono_ns,
-            t_wall_ns=pair.front.capture_wall_ns, last_capture_ns=max(f.capture_mono_ns for f in frames.values()),
+            t_wall_ns=pair.first.capture_wall_ns, last_capture_ns=max(f.capture_mono_ns for f in frames.values()),
             last_received_ns=max(m[0] for m in meta.values()), skew_ns=pair.skew_ns,
             stale=next((m[1] for m in meta.values() if m[1] is not None), None))
         self.samples[sample.index] = out
@@ -243,11 +254,11 @@ class InferencePipeline:
         locked walk; on an empty walkway it stays cheap). Not under overload: then the lock uses the cheap path."""
         if self.overload.level > 0:
             return False
-        return any(self._seen[view] and not self.patients.locked(view) for view in VIEWS)
+        return any(self._seen[view] and not self.patients.locked(view) for view in self.views)
 
     def _sample_after_detection(self, out: ProcessedSample, images: dict[str, np.ndarray],
                                 people: dict[str, list[Detection]]) -> None:
-        self._seen = {view: bool(people.get(view)) for view in VIEWS}
+        self._seen = {view: bool(people.get(view)) for view in self.views}
         if self.patients.update(out, images, people, self.samples, every=self._detect_every()):
             self.detector.reset()  # the walk ended: new track ids, no stale Kalman state
 
@@ -296,7 +307,7 @@ class InferencePipeline:
         score = WindowScore(
             session=self.session,
             window=pending.window,
-            frames={v: [s.seqs[v] for s in present] for v in VIEWS},
+            frames={v: [s.seqs[v] for s in present] for v in self.views},
             t_start_mono_ns=first.t_mono_ns if first else 0,
             t_end_mono_ns=pending.end_ns,
             t_start_wall_ns=first.t_wall_ns if first else 0,
@@ -308,7 +319,7 @@ class InferencePipeline:
             p_front=out.get("p_front"),
             p_side=out.get("p_side"),
             view_weights=weights,
-            visible={v: sum(1 for s in present if v in s.crops) for v in VIEWS},
+            visible={v: sum(1 for s in present if v in s.crops) for v in self.views},
             max_skew_ms=round(max((abs(s.skew_ns) for s in present), default=0) / 1e6, 3),
             timings_ms=timings,
             latency_ms=0.0,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from core.messages import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, VIEWS, Frame, Preview, WindowScore
+from core.messages import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE_PX, Frame, Preview, WindowScore
 from inference.config import PreviewConfig
 from inference.samples import ProcessedSample
 
@@ -100,7 +100,7 @@ class CropsPreview:
         if self._last_ns is not None and 0 <= pending.end_ns - self._last_ns < self.period_ns:
             return
         self._last_ns = pending.end_ns
-        views = list(pending.clips) if pending.clips is not None else list(VIEWS)
+        views = list(pending.clips) if pending.clips is not None else list(pending.owner.views)
         for view, tiles in window_tiles(pending, views, self.frames).items():
             strip = contact_sheet({view: tiles}, [], tile_px=self.tile_px, header_px=0)
             buf = encode_jpeg(strip, self.jpeg_quality)

@@ -1,4 +1,5 @@
-"""Real model inputs from a recorded front/side pair: the live pipeline's own pairing, tracking and crop.
+"""Real model inputs from a recorded front/side pair (or one view's recording): the live pipeline's own pairing,
+tracking and crop.
 
 Used to calibrate int8 engines and to check engine parity on realistic inputs (random noise has the
 wrong activation ranges for both). The recording is read as fast as it decodes, not in real time.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,21 +32,24 @@ class _ClipCollector:
     description = "calibration collector (not a model)"
     untrained = True
     synthetic = False
-    views = VIEWS
 
-    def __init__(self) -> None:
+    def __init__(self, views: tuple[str, ...] = VIEWS) -> None:
+        self.views = views
         self.clips: list[dict[str, np.ndarray]] = []
 
     def predict(self, clips: Mapping[str, np.ndarray]) -> dict[str, float]:
-        self.clips.append({view: clips[view].copy() for view in VIEWS})
+        self.clips.append({view: clips[view].copy() for view in self.views})
         return {"p_asd": 0.5}  # never published: the pipeline's scores are discarded
 
 
-def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
+def recording_clips(cfg: DualgaitConfig, front: str | None, side: str | None, *, max_windows: int,
                     detector: Detector | None = None,
                     on_frame: Callable[[str, int, np.ndarray], None] | None = None,
                     progress: str | None = None) -> list[dict[str, np.ndarray]]:
     """Up to ``max_windows`` valid windows of the pair: view -> (T, input_px, input_px, 3) uint8 BGR crops.
+
+    One of ``front``/``side`` None: one camera's recording, through the single-view pipeline (its windows hold
+    that view only).
 
     ``detector`` replaces the YOLO detector (e.g. true boxes per view, or one already loaded);
     ``on_frame(view, index, image)`` sees each decoded frame just before it enters the pipeline. Frames
@@ -58,12 +63,16 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
     from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
 
+    files = {view: path for view, path in zip(VIEWS, (front, side), strict=True) if path is not None}
     threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
-    collector = _ClipCollector()
+    collector = _ClipCollector(tuple(files))
     if detector is None:
         detector = YoloDetector(cfg.inference.detector)
-    pipeline = InferencePipeline(cfg.inference, detector=detector, engine=collector, clock_ns=lambda: 0)
-    sources = {"front": FileSource(front), "side": FileSource(side)}
+    # no load shedding: a file is read as fast as it decodes, and what the windows hold (training data, calibration)
+    # must not depend on how busy the machine was (the governor reads work per window against real time)
+    icfg = replace(cfg.inference, overload=replace(cfg.inference.overload, enabled=False))
+    pipeline = InferencePipeline(icfg, detector=detector, engine=collector, clock_ns=lambda: 0, views=tuple(files))
+    sources = {view: FileSource(path) for view, path in files.items()}
     # on a terminal only (disable=None): a log or a pipe gets the log lines around it, not bar redraws
     bar = tqdm(total=max_windows, desc=progress, unit="window", disable=True if progress is None else None, leave=False)
     try:
@@ -71,7 +80,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
         while len(collector.clips) < max_windows:
             bar.update(len(collector.clips) - bar.n)
             pushed = False
-            for view in VIEWS:
+            for view in sources:
                 decoded = next(streams[view], None)
                 if decoded is None:
                     continue
@@ -92,7 +101,7 @@ def recording_clips(cfg: DualgaitConfig, front: str, side: str, *, max_windows: 
     return collector.clips[:max_windows]
 
 
-def recording_windows(cfg: DualgaitConfig, front: str, side: str, *, max_windows: int,
+def recording_windows(cfg: DualgaitConfig, front: str | None, side: str | None, *, max_windows: int,
                       views: tuple[str, ...], progress: str | None = None) -> list[list[np.ndarray]]:
     """As :func:`recording_clips`, preprocessed for an engine: per window, one (1, 3, T, H, W) float32 per view."""
     from inference.engines.base import preprocess
@@ -101,7 +110,7 @@ def recording_windows(cfg: DualgaitConfig, front: str, side: str, *, max_windows
             for clip in recording_clips(cfg, front, side, max_windows=max_windows, progress=progress)]
 
 
-def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: int = 8) -> None:
+def ensure_int8_engine(cfg: DualgaitConfig, front: str | None, side: str | None, *, windows: int = 8) -> None:
     """Build the OpenVINO int8 engine ``cfg`` asks for, once (cached), calibrated on ``windows`` windows of the pair.
 
     Nothing to do for any other engine (``engine: auto`` resolved first, as the processes will). The app calls it
@@ -109,7 +118,7 @@ def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: i
     """
     from inference.engines.auto import resolve_engine
 
-    mcfg, _ = resolve_engine(cfg.inference.model)
+    mcfg, _ = resolve_engine(cfg.inference.model.for_views(cfg.views))
     if not (mcfg.engine == "openvino" and mcfg.precision == "int8"):
         return
     from inference.engines.base import EngineError
@@ -125,6 +134,6 @@ def ensure_int8_engine(cfg: DualgaitConfig, front: str, side: str, *, windows: i
     calibration = recording_windows(cfg, front, side, max_windows=windows, views=loaded.model.views,
                                     progress="int8 calibration: crops")
     if not calibration:
-        raise EngineError("int8 calibration found no valid window (patient seen in both views) in the recording")
+        raise EngineError("int8 calibration found no valid window (patient seen in every view) in the recording")
     build_engine(loaded, mcfg, calibration=calibration)
     log.info("int8 model built in %.1f s", time.perf_counter() - t0)

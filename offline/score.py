@@ -1,4 +1,5 @@
-"""Offline scoring of a recorded front/side pair, as fast as the machine allows (``dualgait score``).
+"""Offline scoring of a recorded front/side pair (or one view's recording), as fast as the machine allows
+(``dualgait score``).
 
 The same code path as live: the frames go through :class:`inference.pipeline.InferencePipeline` (pairing,
 sampling, detector, patient lock, crop, window checks, model) and the scores through the aggregator's
@@ -71,14 +72,18 @@ def _decode(path: str, view: str, out: queue.Queue, stop: threading.Event, max_s
         out.put(_END)
 
 
-def decoded_pair(front: str, side: str, *, queue_frames: int = 16,
+def decoded_pair(front: str | None, side: str | None, *, queue_frames: int = 16,
                  max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> Iterator[Frame]:
-    """Both files' frames in capture-time order, decoded by one thread per view (bounded queues), upright and
-    downscaled to ``max_side_px`` like a capture process's (capture.max_side_px)."""
+    """Both files' frames in capture-time order (or the one file's, the other view None), decoded by one thread
+    per view (bounded queues), upright and downscaled to ``max_side_px`` like a capture process's
+    (capture.max_side_px)."""
+    files = {view: path for view, path in zip(VIEWS, (front, side), strict=True) if path is not None}
+    if not files:
+        raise ValueError("no recording: give a front or a side file")
     stop = threading.Event()
-    queues = {view: queue.Queue(maxsize=queue_frames) for view in VIEWS}
+    queues = {view: queue.Queue(maxsize=queue_frames) for view in files}
     threads = [threading.Thread(target=_decode, args=(path, view, queues[view], stop, max_side_px), daemon=True,
-                                name=f"decode-{view}") for view, path in (("front", front), ("side", side))]
+                                name=f"decode-{view}") for view, path in files.items()]
     for thread in threads:
         thread.start()
     heads: dict[str, Frame | None] = {}
@@ -89,9 +94,9 @@ def decoded_pair(front: str, side: str, *, queue_frames: int = 16,
                 raise item
             return None if item is _END else item
 
-        heads = {view: take(view) for view in VIEWS}
+        heads = {view: take(view) for view in files}
         while any(heads.values()):
-            view = min((v for v in VIEWS if heads[v] is not None), key=lambda v: heads[v].capture_mono_ns)
+            view = min((v for v in files if heads[v] is not None), key=lambda v: heads[v].capture_mono_ns)
             yield heads[view]
             heads[view] = take(view)
     finally:
@@ -124,9 +129,10 @@ class ScoringStopped(SourceError):
         self.result = result
 
 
-def score_pair(pipeline, front: str, side: str, *, on_score: Callable[[WindowScore], None] | None = None,
+def score_pair(pipeline, front: str | None, side: str | None, *, on_score: Callable[[WindowScore], None] | None = None,
                clock: ReplayClock | None = None, max_side_px: int | None = MAX_SIDE_PX_DEFAULT) -> OfflineResult:
-    """Run ``pipeline`` (built with ``clock_ns=clock``) over the pair; ``on_score`` sees each score.
+    """Run ``pipeline`` (built with ``clock_ns=clock``) over the pair (or one view's file, the other None);
+    ``on_score`` sees each score.
 
     A decoding error (truncated or corrupt file) still ends the pipeline, with the error as the reason, and
     raises :class:`ScoringStopped` holding the windows scored before it.

@@ -39,8 +39,9 @@ from core.configtools import with_overrides
 if TYPE_CHECKING:
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
 
-__all__ = ["DEMO_RECIPE", "PACKAGED_DIR", "DemoRecipe", "WalkerScore", "check_demo_model", "demo_model_path",
-           "ensure_demo_model", "find_demo_model", "packaged_demo_model", "write_packaged_demo_model"]
+__all__ = ["DEMO_RECIPE", "DEMO_RECIPES", "PACKAGED_DIR", "SIDE_DEMO_RECIPE", "DemoRecipe", "WalkerScore",
+           "check_demo_model", "demo_model_path", "demo_recipe_for", "ensure_demo_model", "find_demo_model",
+           "packaged_demo_model", "write_packaged_demo_model"]
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,29 @@ class DemoRecipe:
 
 
 DEMO_RECIPE = DemoRecipe()
+# the single-view demo model (one side camera, the most common gait set-up): the same walkers and training, the
+# side view's backbone only (the paper's single-view baseline)
+SIDE_DEMO_RECIPE = DemoRecipe(variant="single_side")
+DEMO_RECIPES: dict[str, DemoRecipe] = {"late": DEMO_RECIPE, "single_side": SIDE_DEMO_RECIPE}
+
+
+def demo_recipe_for(views: tuple[str, ...]) -> DemoRecipe:
+    """The demo model for the cameras present: both views -> late fusion, the side view alone -> single_side."""
+    if tuple(views) == ("side",):
+        return SIDE_DEMO_RECIPE
+    if set(views) == {"front", "side"}:
+        return DEMO_RECIPE
+    raise ValueError(f"no demo model for the {' + '.join(views)} view alone: the demo models are late fusion "
+                     "(front + side) and single_side; give a model with --set inference.model.weights=...")
 
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"
-PACKAGED_MODEL = "demo_model.pt"
-PACKAGED_INFO = "demo_model.json"
+
+
+def _packaged_names(recipe: DemoRecipe) -> tuple[str, str]:
+    """The shipped copy's model and info file names: demo_model.pt/.json for late fusion, else per variant."""
+    stem = "demo_model" if recipe.variant == "late" else f"demo_model_{recipe.variant}"
+    return f"{stem}.pt", f"{stem}.json"
 
 
 def demo_model_path(cache_dir: str | Path, recipe: DemoRecipe = DEMO_RECIPE) -> Path:
@@ -93,18 +112,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def packaged_info(packaged_dir: Path = PACKAGED_DIR) -> dict[str, Any] | None:
-    """What ``demo_model.json`` of the shipped copy says (recipe, key, sha256, validation), None when absent."""
+def packaged_info(packaged_dir: Path = PACKAGED_DIR, recipe: DemoRecipe = DEMO_RECIPE) -> dict[str, Any] | None:
+    """What the shipped copy's ``demo_model*.json`` says (recipe, key, sha256, validation), None when absent."""
     try:
-        return json.loads((packaged_dir / PACKAGED_INFO).read_text())
+        return json.loads((packaged_dir / _packaged_names(recipe)[1]).read_text())
     except (OSError, ValueError):
         return None
 
 
 def packaged_demo_model(recipe: DemoRecipe = DEMO_RECIPE, packaged_dir: Path = PACKAGED_DIR) -> Path | None:
     """The shipped demo model when it was built from ``recipe`` (its recorded key matches), else None."""
-    info = packaged_info(packaged_dir)
-    path = packaged_dir / PACKAGED_MODEL
+    info = packaged_info(packaged_dir, recipe)
+    path = packaged_dir / _packaged_names(recipe)[0]
     if info is None or info.get("key") != recipe.key() or not path.is_file():
         return None
     return path
@@ -164,12 +183,13 @@ def write_packaged_demo_model(built: Path, recipe: DemoRecipe = DEMO_RECIPE,
         raise ValueError(f"{built} was not built from this recipe (key {recipe.key()})")
     built_info = json.loads((built.parent / "recipe.json").read_text())
     packaged_dir.mkdir(parents=True, exist_ok=True)
-    target = packaged_dir / PACKAGED_MODEL
+    model_name, info_name = _packaged_names(recipe)
+    target = packaged_dir / model_name
     shutil.copyfile(built, target)
     info = {"key": recipe.key(), "recipe": asdict(recipe), "sha256": _sha256(target), "bytes": target.stat().st_size,
             "built_by": "python -m training.demo_model --package",
             **{k: v for k, v in built_info.items() if k != "recipe"}}
-    (packaged_dir / PACKAGED_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    (packaged_dir / info_name).write_text(json.dumps(info, indent=1) + "\n")
     return target
 
 
@@ -251,11 +271,13 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
     from inference.detector import YoloDetector
     from inference.engines.factory import create_runner
     from inference.models import load_checkpoint
+    from inference.variants import variant_views
     from offline.clips import recording_clips
     from training.manifest import read_manifest
     from training.synthetic.dataset import generate_dataset
 
     spec = load_checkpoint(weights).spec
+    views = variant_views(spec.variant)
     cfg = with_overrides(cfg, {"inference": {"crop": {"input_px": spec.input_px},
                                              "model": {"weights": str(weights), "precision": "fp32"}}})
     specs = [make_subject(f"check-{'asd' if asd else 'normal'}-{i}", asd=asd, trait_view="both" if asd else None,
@@ -268,7 +290,9 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
     detector = YoloDetector(cfg.inference.detector)
     scores = []
     for row in rows:
-        clips = recording_clips(cfg, str(row.front), str(row.side), max_windows=10**6, detector=detector)
+        # the model's cameras: a single-view model's walker goes through the single-view pipeline
+        front, side = (str(row.front) if "front" in views else None), (str(row.side) if "side" in views else None)
+        clips = recording_clips(cfg, front, side, max_windows=10**6, detector=detector)
         p = [runner.predict(c)["p_asd"] for c in clips]
         # windows the live path would publish: one per stride over the walk (valid or not)
         total = int(seconds // cfg.inference.window.stride_s)
@@ -278,7 +302,7 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
 
 
 def main(argv: list[str] | None = None, *, load_config: Callable[[str | None, list[str]], DualgaitConfig]) -> int:
-    """``python -m training.demo_model [--rebuild] [--package] [--check N]``: find or build the demo model.
+    """``python -m training.demo_model [--variant V] [--rebuild] [--package] [--check N]``: find or build a demo model.
 
     ``load_config``: the app's (dualgait.config.load_config), handed over by the ``__main__`` entry point.
     """
@@ -287,6 +311,8 @@ def main(argv: list[str] | None = None, *, load_config: Callable[[str | None, li
     configure_ultralytics_env(Path(tempfile.gettempdir()) / "dualgait-ultralytics")  # offline and quiet, as the CLI
     parser = argparse.ArgumentParser(prog="python -m training.demo_model", description=main.__doc__)
     parser.add_argument("--config", help="YAML config (default: built-in)")
+    parser.add_argument("--variant", choices=sorted(DEMO_RECIPES), default="late",
+                        help="which demo model: late (front + side, the default) or single_side (one side camera)")
     parser.add_argument("--rebuild", action="store_true",
                         help="build it from scratch (about 25 minutes on 2 cores) even when a copy exists")
     parser.add_argument("--package", action="store_true",
@@ -297,16 +323,17 @@ def main(argv: list[str] | None = None, *, load_config: Callable[[str | None, li
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = load_config(args.config, [])
-    cached = demo_model_path(cfg.inference.model.cache_dir)
+    recipe = DEMO_RECIPES[args.variant]
+    cached = demo_model_path(cfg.inference.model.cache_dir, recipe)
     if args.package and not args.rebuild and cached.is_file():  # the shipped copy comes from a build
         path = cached
     elif args.package:
-        path = ensure_demo_model(cfg, rebuild=True)
+        path = ensure_demo_model(cfg, recipe=recipe, rebuild=True)
     else:
-        path = ensure_demo_model(cfg, rebuild=args.rebuild)
+        path = ensure_demo_model(cfg, recipe=recipe, rebuild=args.rebuild)
     print(f"demo model: {path}")
     if args.package:
-        print(f"shipped copy written: {write_packaged_demo_model(path)}")
+        print(f"shipped copy written: {write_packaged_demo_model(path, recipe)}")
     if args.check > 0:
         with tempfile.TemporaryDirectory(prefix="dualgait-check-") as tmp:
             scores = check_demo_model(cfg, path, walkers_per_class=args.check, out_dir=args.check_dir or tmp)

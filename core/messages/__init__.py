@@ -52,7 +52,8 @@ Window score (``type = "window"``, inference -> aggregator; duration_s and strid
         v, type "window"
         session          str   identifies one stream/walk
         window           int >= 0
-        frames           {"front": [seq, ...], "side": [seq, ...]}  sequence numbers used per view
+        frames           {"front": [seq, ...], "side": [seq, ...]}  sequence numbers used per view (since protocol
+                         8 a single-view walkway's window has its one view only, here and in visible)
         t_start_mono_ns  int   capture time of the window's first sampled frame (front view)
         t_end_mono_ns    int   capture time of the window's last sampled frame (later of the two views)
         t_start_wall_ns  int   wall-clock counterpart of t_start_mono_ns
@@ -60,12 +61,13 @@ Window score (``type = "window"``, inference -> aggregator; duration_s and strid
         reason           str | null   required (non-empty) when not valid, null when valid
         reason_code      str | null   REASON_CODES: too_few_frames | skew | stale | patient_missing |
                          views_disagree | shed | truncated_body | identity_changed | lock_contested |
-                         crowded (the last four since protocol 7); null exactly when valid
+                         crowded (the last four since protocol 7) | no_side_stride (since 8); null exactly when
+                         valid
         walk             int >= 0 | null   the walk (patient lock) within the session; null: no patient locked
         p_asd            float in [0, 1] | null   fused probability (null when invalid)
         p_front, p_side  float in [0, 1] | null   per-view probabilities (null when invalid or n/a)
         view_weights     {front, side: float in [0, 1]} | null   per-window view weights of gated fusion
-        visible          {"front": int, "side": int}  sampled frames in which the patient was found
+        visible          {"front": int, "side": int}  sampled frames in which the patient was found (views as frames)
         max_skew_ms      float  largest front/side capture-time difference among the window's pairs
         timings_ms       {stage: float}  per-stage time of this window, ms (docs/inference.md): receive, pair,
                          detect, crop, wait, model, publish

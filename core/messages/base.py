@@ -7,9 +7,11 @@ import math
 import re
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 7  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
+PROTOCOL_VERSION = 8  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
 #                       5: walkway on window, eos, camera_state, heartbeat and preview; 6: window duration_s, stride_s;
-#                       7: reason codes truncated_body, identity_changed, lock_contested, crowded
+#                       7: reason codes truncated_body, identity_changed, lock_contested, crowded;
+#                       8: a window of a single-view walkway carries only its view in frames and visible; reason
+#                          code no_side_stride
 VIEWS: tuple[str, str] = ("front", "side")
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
@@ -31,7 +33,8 @@ Encoding = Literal["raw", "jpeg"]
 #                    the view (the lock may be on a reflection or a bystander; it may move: inference.patient)
 #   crowded          more eligible people in a view than inference.patient.max_people: no telling who the patient is
 REASON_CODES: tuple[str, ...] = ("too_few_frames", "skew", "stale", "patient_missing", "views_disagree", "shed",
-                                 "truncated_body", "identity_changed", "lock_contested", "crowded")
+                                 "truncated_body", "identity_changed", "lock_contested", "crowded",
+                                 "no_side_stride")
 
 # One inference process may serve several walkways (front/side camera pairs); messages that concern one say which.
 # The walkway of a single-walkway setup is DEFAULT_WALKWAY.

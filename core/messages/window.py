@@ -72,13 +72,16 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
     if parts:
         raise MessageError("window message carries no payload parts")
     frames = _get(header, "frames", dict)
-    for view in VIEWS:
+    views = tuple(v for v in VIEWS if v in frames)  # both, or the one view of a single-view walkway
+    if not views or set(frames) != set(views):
+        raise MessageError("field 'frames' must map front and side, or one of them, to sequence numbers")
+    for view in views:
         seqs = frames.get(view)
         if not isinstance(seqs, list) or not all(type(s) is int and s >= 0 for s in seqs):
             raise MessageError(f"field 'frames.{view}' must be a list of sequence numbers")
     visible = _get(header, "visible", dict)
-    if set(visible) != set(VIEWS) or not all(type(v) is int and v >= 0 for v in visible.values()):
-        raise MessageError("field 'visible' must map front and side to counts")
+    if set(visible) != set(views) or not all(type(v) is int and v >= 0 for v in visible.values()):
+        raise MessageError(f"field 'visible' must map {' and '.join(views)} (the views of 'frames') to counts")
     timings = _get(header, "timings_ms", dict)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in timings.values()):
         raise MessageError("field 'timings_ms' must map stage names to numbers")
@@ -95,7 +98,7 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
     return WindowScore(
         session=_get(header, "session", str),
         window=_get_int(header, "window", 0),
-        frames={view: list(frames[view]) for view in VIEWS},
+        frames={view: list(frames[view]) for view in views},
         t_start_mono_ns=_get_int(header, "t_start_mono_ns", 0),
         t_end_mono_ns=_get_int(header, "t_end_mono_ns", 0),
         t_start_wall_ns=_get_int(header, "t_start_wall_ns", 0),
@@ -107,7 +110,7 @@ def decode_window(header: dict[str, Any], parts: list[bytes]) -> WindowScore:
         p_front=_get_prob(header, "p_front"),
         p_side=_get_prob(header, "p_side"),
         view_weights=_get_view_weights(header),
-        visible={view: int(visible[view]) for view in VIEWS},
+        visible={view: int(visible[view]) for view in views},
         max_skew_ms=float(_get(header, "max_skew_ms", (int, float))),
         timings_ms={str(k): float(v) for k, v in timings.items()},
         latency_ms=float(_get(header, "latency_ms", (int, float))),

@@ -86,3 +86,25 @@ def test_two_people_walking_side_by_side_are_scored_as_one_person_in_both_views(
 
     assert all(majority(w["front"]) == majority(w["side"]) for w in row["windows_detail"] if w["valid"])
     assert row["valid_on_someone_else"] <= 1 and row["subject_switches"]["front"] == 0
+
+
+def test_one_side_camera_scores_real_side_views_and_refuses_other_views(config, network, by_name) -> None:
+    """Single-view mode (issue 18 item 1) on real recordings: side views of walking are scored (the standing start
+    of the shared pair, and its slowing end, are refused as no_side_stride), a front view and a back view given as
+    the side camera are refused, never scored; one walk each, nobody else locked."""
+    rows = {name: run_scene(config, network, by_name[name])
+            for name in ("side alone", "front view as side", "side_outdoor_sarwesh (side alone)",
+                         "back_followcam_portrait (side alone)")}
+    side = rows["side alone"]
+    assert side["views"] == ["side"] and side["subject_switches"] == {"front": None, "side": 0}
+    assert side["windows"] == 15 and side["valid"] >= 10
+    assert set(side["invalid_by_reason"]) <= {"no_side_stride"}
+    assert not side["windows_detail"][0]["valid"]  # the patient stands still before walking
+    assert rows["front view as side"]["invalid_by_reason"] == {"no_side_stride": 15}
+    outdoor = rows["side_outdoor_sarwesh (side alone)"]
+    assert (outdoor["windows"], outdoor["valid"]) == (2, 2)  # one stride of a real walker, 59.7 fps, 1920x1080
+    back = rows["back_followcam_portrait (side alone)"]
+    assert back["windows"] == 23 and back["valid"] <= 2 and back["invalid_by_reason"].get("no_side_stride", 0) >= 21
+    assert all(row["walks"] == 1 for row in rows.values())
+    # the follow-cam clip has bystanders: the side lock was taken once and never passed on
+    assert {key: back["locks"][key]["side"] for key in ("locks", "takeovers")} == {"locks": 1, "takeovers": 0}

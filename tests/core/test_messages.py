@@ -128,7 +128,7 @@ def test_decode_empty_list_raises():
         decode([])
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 8, None, "7"])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 7, 9, None, "8"])
 def test_wrong_protocol_version_rejected(version):
     """Only PROTOCOL_VERSION is accepted."""
     with pytest.raises(MessageError, match="protocol version"):

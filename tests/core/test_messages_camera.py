@@ -32,10 +32,10 @@ def _state_parts(**changes: Any) -> list[bytes]:
     return [json.dumps(header).encode()]
 
 
-def test_protocol_version_is_6():
+def test_protocol_version_is_8():
     """Camera state and heartbeat messages came with version 3, window reason codes with 4, walkways with 5,
-    window duration and stride with 6."""
-    assert PROTOCOL_VERSION == 7
+    window duration and stride with 6, four reason codes with 7, single-view windows and no_side_stride with 8."""
+    assert PROTOCOL_VERSION == 8
 
 
 def test_camera_state_round_trip():

@@ -135,3 +135,25 @@ def test_missing_duration_or_stride_rejected(field):
     del header[field]
     with pytest.raises(MessageError, match=f"misses field '{field}'"):
         decode([json.dumps(header).encode()])
+
+
+# --------------------------------------------------------------------------- single-view windows (protocol 8)
+
+
+def test_single_view_window_round_trips():
+    """A single-view walkway's window carries its one view in frames and visible."""
+    out = decode(_window_parts(frames={"side": [0, 3, 6]}, visible={"side": 3}))
+    assert out.frames == {"side": [0, 3, 6]} and out.visible == {"side": 3}
+    assert decode(encode_window(out)) == out
+
+
+@pytest.mark.parametrize(("frames", "visible", "match"), [
+    ({}, {}, "must map front and side, or one of them"),
+    ({"top": [1]}, {"top": 1}, "must map front and side, or one of them"),
+    ({"side": [1], "top": [1]}, {"side": 1}, "must map front and side, or one of them"),
+    ({"side": [1]}, {"front": 1, "side": 1}, "'visible' must map side"),
+    ({"front": [1], "side": [1]}, {"side": 1}, "'visible' must map front and side"),
+])
+def test_window_views_must_agree(frames, visible, match):
+    with pytest.raises(MessageError, match=match):
+        decode(_window_parts(frames=frames, visible=visible))

@@ -478,3 +478,30 @@ def test_a_walkway_camera_off_the_host_needs_curve():
                                         "walkways": [_walkway(front_endpoint="tcp://10.0.0.7:5711")]})
     with pytest.raises(ConfigError, match=r"walkways\[bay2\]\.front_endpoint \(tcp://10.0.0.7:5711\) is not loopback"):
         check_endpoints(cfg)
+
+
+def test_one_camera_is_single_view_mode():
+    """capture.front or capture.side null: the cameras (views) are the other one; the untrained default model is
+    the single-view variant of that view; both null, a model variant that takes other views, or walkways with other
+    cameras than walkway main are one-line config errors."""
+    cfg = load_config(None, ["capture.front=null"])
+    assert cfg.views == cfg.capture.views == ("side",)
+    assert cfg.inference.model.for_views(cfg.views).variant == "single_side"
+    assert load_config(None, ["capture.side=null"]).inference.model.for_views(("front",)).variant == "single_front"
+    assert load_config(None).inference.model.for_views(("front", "side")).variant == "late"
+    assert load_config(None, ["capture.front=null", "inference.model.variant=single_side"]).views == ("side",)
+    with pytest.raises(ConfigError, match="capture: front and side are both null: at least one camera is needed"):
+        load_config(None, ["capture.front=null", "capture.side=null"])
+    with pytest.raises(ConfigError, match="variant late takes the front \\+ side view\\(s\\) but the cameras are side"):
+        load_config(None, ["capture.front=null", "inference.model.variant=late"])
+    with pytest.raises(ConfigError, match="variant single_side takes the side view\\(s\\) but the cameras are front"):
+        load_config(None, ["inference.model.variant=single_side"])
+    walkway = '[{"id": "bay2", "front": "usb:2", "side": "usb:3", "front_endpoint": "tcp://127.0.0.1:5711", ' \
+              '"side_endpoint": "tcp://127.0.0.1:5712"}]'
+    with pytest.raises(ConfigError, match=re.escape("walkway bay2 has the front + side camera(s) but walkway main")):
+        load_config(None, ["capture.front=null", f"walkways={walkway}"])
+    side_only = walkway.replace('"usb:2"', "null")
+    one = load_config(None, ["capture.front=null", f"walkways={side_only}"])
+    assert one.for_walkway("bay2").views == ("side",)
+    with pytest.raises(ConfigError, match=re.escape("capture.front is null: this walkway has no front camera")):
+        cfg.capture.source("front")

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from core.messages import Frame
+from core.messages import Frame, decode, encode_window
 from inference.config import DetectorConfig, InferenceConfig, WindowConfig
 from inference.detector import Detection, PerViewDetector
+from inference.errors import ModelViewsError
 from inference.pipeline import InferencePipeline
 
 PERIOD_NS = 40_000_000  # 25 fps
@@ -191,12 +192,39 @@ def test_a_backlog_read_one_view_first_still_pairs_everything() -> None:
     assert [s.valid for s in scores] == [True, True, True]
 
 
-def test_single_view_model_gets_only_its_view_and_reports_no_view_probabilities() -> None:
-    """A single_side model sees side crops only; p_front/p_side stay null rather than copied from p_asd."""
+def test_one_side_camera_is_scored_by_a_single_view_model() -> None:
+    """Single-view mode: side frames only, a single_side model sees side crops only, the window carries the side view
+    alone (frames, visible) and p_front/p_side stay null rather than copied from p_asd."""
     engine = FakeEngine(views=("side",), outputs={"p_asd": 0.625})
-    _, scores, _, engine = _run(_frames("front", 76), _frames("side", 76), engine=engine)
+    tracker = FakeTracker()
+    pipe = InferencePipeline(_every_sample(), detector=PerViewDetector({"side": tracker}), engine=engine,
+                             views=("side",))
+    scores = []
+    for frame in _frames("side", 76):
+        scores += pipe.push(frame, received_ns=frame.capture_mono_ns + 1_000_000)
+    assert [(s.window, s.valid) for s in scores] == [(0, True), (1, True), (2, True)]
     assert len(engine.clips[0]) == 1 and engine.clips[0][0].shape == (8, 224, 224, 3)
     assert (scores[0].p_asd, scores[0].p_front, scores[0].p_side, scores[0].view_weights) == (0.625, None, None, None)
+    assert scores[0].frames == {"side": [0, 3, 6, 9, 12, 16, 19, 22]} and scores[0].visible == {"side": 8}
+    assert scores[0].max_skew_ms == 0.0
+    assert tracker.calls == pipe.stats["samples"]
+    assert decode(encode_window(scores[0])) == scores[0]  # the wire takes a one-view window
+    # a gap in the one camera: the windows there are too_few_frames, naming the side view
+    gap = InferencePipeline(_every_sample(), detector=PerViewDetector({"side": FakeTracker()}), engine=engine,
+                            views=("side",))
+    scores = []
+    for frame in [f for f in _frames("side", 76) if not 30 <= f.seq < 40]:
+        scores += gap.push(frame, received_ns=frame.capture_mono_ns)
+    assert [(s.valid, s.reason_code) for s in scores] == [(True, None), (False, "too_few_frames"), (True, None)]
+    assert "no side frame" in scores[1].reason
+
+
+@pytest.mark.parametrize(("model_views", "views"), [(("front", "side"), ("side",)), (("side",), ("front", "side")),
+                                                    (("front",), ("side",))])
+def test_a_model_whose_views_are_not_the_cameras_is_refused(model_views, views) -> None:
+    with pytest.raises(ModelViewsError, match=r"the model takes the .* view\(s\) but the cameras are"):
+        InferencePipeline(_every_sample(), detector=PerViewDetector({"front": FakeTracker(), "side": FakeTracker()}),
+                          engine=FakeEngine(views=model_views), views=views)
 
 
 def test_gated_model_view_weights_reach_the_score() -> None:

@@ -190,3 +190,47 @@ def test_int8_calibration_on_a_truncated_recording(monkeypatch, caplog, tmp_path
         prepare_engine(cfg, *map(str, pair))
     assert [r.getMessage() for r in caplog.records] == [
         "int8 calibration not possible: the recording stopped decoding before enough windows; the model runs in fp32"]
+
+
+def test_score_command_on_one_side_camera(short_pair, tmp_path: Path, capsys) -> None:
+    """Single-view mode: ``--side FILE`` alone runs the pipeline on the side view with a single_side model; windows,
+    summary, output and the annotated video hold the side view only."""
+    import cv2
+
+    from inference.annotate import SHEET_HEADER_PX
+
+    out, seen = tmp_path / "scored", tmp_path / "seen"
+    assert main(["score", "--side", short_pair[1], "--untrained", "--output", str(out), "--save-video", str(seen),
+                 *SMALL]) == 0
+    text = capsys.readouterr().out
+    found = next(line for line in text.splitlines() if line.startswith("patient found in"))
+    assert found.endswith(" side samples") and "front" not in found
+    records = [json.loads(line) for line in (out / "windows.jsonl").read_text().splitlines()]
+    assert [r["window"] for r in records] == [0, 1, 2] and sum(r["valid"] for r in records) >= 2
+    assert all(r["visible"] == {"side": 8} and list(r["frames"]) == ["side"] for r in records if r["valid"])
+    assert all(r["p_front"] is None and r["p_side"] is None for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"].startswith("single_side fusion") and summary["offline"]["frames"] == 75
+    assert summary["inference_stats"]["frames_front"] == 0 and summary["inference_stats"]["frames_side"] == 75
+    assert sorted(p.name for p in seen.iterdir()) == ["side.mp4", "windows"]  # no front video: no front camera
+    sheets = sorted((seen / "windows").iterdir())
+    assert len(sheets) == 3 and cv2.imread(str(sheets[0])).shape == (SHEET_HEADER_PX + 112, 8 * 112, 3)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["{front}"], "give two recordings (FRONT SIDE), or one camera's with --side FILE or --front FILE"),
+    (["{front}", "{side}", "--side", "{side}"], "give the recordings either as FRONT SIDE or with --front/--side"),
+    (["--side", "{side}", "--set", "inference.model.variant=late"],
+     "inference.model.variant late takes the front + side view(s) but the cameras are side"),
+    (["--side", "{side}", "--set", "inference.model.weights={late}"],
+     "the model takes the front + side view(s) but the cameras are side: a single-view model is needed"),
+])
+def test_score_command_views_mistakes_are_one_line(short_pair, capsys, args, needle) -> None:
+    """A recording mix the command cannot take, or a model whose views are not the recording's: one line, exit 2,
+    before any model loads (the late checkpoint is the shipped demo model)."""
+    from training.demo_model import PACKAGED_DIR
+
+    values = {"front": short_pair[0], "side": short_pair[1], "late": str(PACKAGED_DIR / "demo_model.pt")}
+    assert main(["score", *(a.format(**values) for a in args)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dualgait score: error: ") and needle in err[0], err

@@ -15,10 +15,13 @@ from inference.engines.factory import create_runner
 from inference.models import load_checkpoint
 from training.demo_model import (
     DEMO_RECIPE,
+    DEMO_RECIPES,
     PACKAGED_DIR,
+    SIDE_DEMO_RECIPE,
     DemoRecipe,
     check_demo_model,
     demo_model_path,
+    demo_recipe_for,
     ensure_demo_model,
     find_demo_model,
     packaged_demo_model,
@@ -62,22 +65,27 @@ def test_demo_model_is_built_once_and_labelled_synthetic(tmp_path: Path, assets:
 # --------------------------------------------------------------------------- the shipped copy
 
 
-def test_shipped_demo_model_matches_its_recipe() -> None:
-    """Fails when DEMO_RECIPE changes (or the file does) and the shipped checkpoint was not rebuilt from it."""
-    info = packaged_info()
-    assert info is not None, "no shipped demo model: build it with python -m training.demo_model --package"
-    rebuild = "the recipe changed: rebuild the shipped copy with python -m training.demo_model --package"
-    assert info["key"] == DEMO_RECIPE.key(), rebuild
-    assert info["recipe"] == json.loads(json.dumps(asdict(DEMO_RECIPE))), rebuild
-    path = PACKAGED_DIR / "demo_model.pt"
+@pytest.mark.parametrize("variant", sorted(DEMO_RECIPES))
+def test_shipped_demo_model_matches_its_recipe(variant: str) -> None:
+    """Fails when a demo recipe changes (or the file does) and the shipped checkpoint was not rebuilt from it: the
+    late-fusion one (two cameras) and the single_side one (one side camera)."""
+    recipe = DEMO_RECIPES[variant]
+    name = "demo_model.pt" if variant == "late" else f"demo_model_{variant}.pt"
+    info = packaged_info(recipe=recipe)
+    command = f"python -m training.demo_model --variant {variant} --package"
+    assert info is not None, f"no shipped demo model: build it with {command}"
+    rebuild = f"the recipe changed: rebuild the shipped copy with {command}"
+    assert info["key"] == recipe.key(), rebuild
+    assert info["recipe"] == json.loads(json.dumps(asdict(recipe))), rebuild
+    path = PACKAGED_DIR / name
     assert path.stat().st_size == info["bytes"] <= 5 * 1024 * 1024
     assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"]
     ckpt = load_checkpoint(path)
-    assert json.dumps(ckpt.meta["recipe"], sort_keys=True) == json.dumps(asdict(DEMO_RECIPE), sort_keys=True)
+    assert json.dumps(ckpt.meta["recipe"], sort_keys=True) == json.dumps(asdict(recipe), sort_keys=True)
     assert ckpt.meta["synthetic"] is True and ckpt.meta["trained_by"] == "training.demo_model"
-    assert (ckpt.spec.variant, ckpt.spec.width, ckpt.spec.input_px) == (DEMO_RECIPE.variant, DEMO_RECIPE.width,
-                                                                        DEMO_RECIPE.input_px)
-    assert packaged_demo_model() == path
+    assert (ckpt.spec.variant, ckpt.spec.width, ckpt.spec.input_px) == (recipe.variant, recipe.width,
+                                                                        recipe.input_px)
+    assert packaged_demo_model(recipe) == path
     assert packaged_demo_model(TINY) is None  # another recipe is never served the shipped weights
 
 
@@ -85,8 +93,13 @@ def test_demo_uses_the_shipped_copy_and_builds_nothing(tmp_path: Path) -> None:
     cfg = load_config(None, [f"inference.model.cache_dir={tmp_path / 'cache'}"])
     assert find_demo_model(cfg) == (PACKAGED_DIR / "demo_model.pt", "packaged")
     assert ensure_demo_model(cfg, progress=False) == PACKAGED_DIR / "demo_model.pt"
+    side = demo_recipe_for(("side",))
+    assert side == SIDE_DEMO_RECIPE and demo_recipe_for(("front", "side")) == DEMO_RECIPE
+    assert ensure_demo_model(cfg, recipe=side, progress=False) == PACKAGED_DIR / "demo_model_single_side.pt"
     assert not (tmp_path / "cache").exists()
     assert find_demo_model(cfg, TINY) is None  # a recipe with no copy anywhere: it would be built
+    with pytest.raises(ValueError, match="no demo model for the front view alone"):
+        demo_recipe_for(("front",))
 
 
 def test_package_refuses_a_model_of_another_recipe(tmp_path: Path) -> None:
