@@ -43,18 +43,28 @@ def _for(views: tuple[str, ...], wins: list[list[np.ndarray]]) -> list[list[np.n
 
 @pytest.fixture(scope="module")
 def single(windows, tmp_path_factory):
-    cfg = ModelConfig(variant="single_front", cache_dir=str(tmp_path_factory.mktemp("cache")))
-    loaded = load_model(cfg, input_px=224, frames=8)
-    make_realistic(loaded.model, _for(loaded.model.views, windows[:4]))
-    return loaded, cfg
+    """A single-view model per input size: 112 px (a quarter of 224's work, still the real windows' content) for
+    the float engines; int8 at the live 224 px, where its tolerance was set (at 112 px its error is 0.065)."""
+    made = {}
+
+    def at(px: int):
+        if px not in made:
+            cfg = ModelConfig(variant="single_front", cache_dir=str(tmp_path_factory.mktemp(f"cache{px}")))
+            loaded = load_model(cfg, input_px=px, frames=8)
+            make_realistic(loaded.model, _for(loaded.model.views, _downsample(windows[:4], px)))
+            made[px] = loaded, cfg
+        return made[px]
+
+    return at
 
 
 @pytest.mark.parametrize(("engine", "precision"), [
     ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("onnxruntime", "fp32"), ("openvino", "int8"),
 ])
 def test_cpu_engine_parity_single_view(single, windows, engine: str, precision: str) -> None:
-    loaded, base = single
-    wins = _for(loaded.model.views, windows)
+    px = 224 if precision == "int8" else 112
+    loaded, base = single(px)
+    wins = _for(loaded.model.views, _downsample(windows, px))
     cfg = ModelConfig(variant="single_front", engine=engine, precision=precision, cache_dir=base.cache_dir)
     candidate = build_engine(loaded, cfg, calibration=wins[:4] if precision == "int8" else None)
     reference = TorchEngine(loaded.model, precision="fp32")
@@ -67,6 +77,8 @@ def test_cpu_engine_parity_single_view(single, windows, engine: str, precision: 
 
 def _downsample(wins: list[list[np.ndarray]], px: int) -> list[list[np.ndarray]]:
     """(1, 3, T, 224, 224) -> (1, 3, T, px, px), area-averaged (keeps the test fast; still real content)."""
+    if px == wins[0][0].shape[-1]:
+        return wins
     return [[torch.nn.functional.interpolate(torch.from_numpy(a), size=(a.shape[2], px, px), mode="area").numpy()
              for a in w] for w in wins]
 
