@@ -60,6 +60,7 @@ class WalkwayView:
     cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
     previews: dict[str, tuple[Preview, int]] = field(default_factory=dict)
     crops: dict[str, tuple[Preview, int]] = field(default_factory=dict)  # view -> model input of the last window
+    views: tuple[str, ...] = VIEWS  # its cameras, as its last window says (one view: a single-view walkway)
 
 
 class LiveState:
@@ -83,6 +84,7 @@ class LiveState:
         self.streams_ended = 0
         self.last_eos: dict[str, Any] | None = None
         self.overload: dict[str, int] = {}  # walkway -> inference's overload level at its last window
+        self.sources: dict[str, Any] = {"endpoints": [], "refused": []}  # sources.WalkwayOwners.snapshot()
 
     def _walkway(self, walkway: str) -> WalkwayView:
         """The view of ``walkway``, created when first seen (call with the lock held)."""
@@ -103,6 +105,7 @@ class LiveState:
             self.last_timings_ms = dict(score.timings_ms)
             self.overload[score.walkway] = score.overload_level
             self.notes, self.model = list(notes), score.model
+            view.views = tuple(v for v in VIEWS if v in score.visible)
             if record is not None:
                 view.chart.append({k: record[k] for k in CHART_KEYS})
 
@@ -139,6 +142,11 @@ class LiveState:
     def set_malformed(self, count: int) -> None:
         with self._lock:
             self.malformed = count
+
+    def set_sources(self, sources: dict[str, Any]) -> None:
+        """The scores endpoints (inference hosts), their walkways, and refused walkway clashes."""
+        with self._lock:
+            self.sources = sources
 
     def take_commands(self) -> list[Command]:
         out = []
@@ -216,6 +224,7 @@ class LiveState:
             return {
                 "walkway": name,
                 "walkways": list(self.walkways),
+                "views": list(state.views),
                 "session": state.session,
                 "chart": list(state.chart),
                 "cameras": cameras,
@@ -232,6 +241,7 @@ class LiveState:
                     "last_end_of_stream": self.last_eos,
                     "overload": {walkway: {"level": level, "step": OVERLOAD_STEPS[level]}
                                  for walkway, level in self.overload.items()},
+                    "sources": self.sources,
                 },
                 "model": self.model,
                 "notes": self.notes,

@@ -6,13 +6,16 @@ own counters (frames sent, send drops, reconnects) as last reported by a camera 
 the end-of-stream statistics. No scores are exported: they are patient data.
 
 Per-window, session and camera metrics carry a ``walkway`` label (the camera pair; few, and configured, so
-the cardinality stays small).
+the cardinality stays small). With several scores endpoints (inference hosts), messages per endpoint, the endpoint
+serving each walkway and the messages refused because another endpoint serves their walkway carry an
+``endpoint`` label (the configured endpoints: few as well).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -53,10 +56,33 @@ class _CameraCollector(Collector):
         yield malformed
 
 
-class AggregatorMetrics:
-    """Update methods per message; :meth:`serve` exposes ``/metrics``."""
+class StoreStatus(Protocol):
+    """What the metrics read of the session store (aggregator.store.SessionStore)."""
 
-    def __init__(self) -> None:
+    @property
+    def pending_windows(self) -> int: ...
+
+    @property
+    def dropped_windows(self) -> int: ...
+
+
+class _StoreCollector(Collector):
+    """The session store's queue, read at each scrape: windows waiting for the database, windows given up on."""
+
+    def __init__(self, store: StoreStatus) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield GaugeMetricFamily("dualgait_store_pending_windows", "Windows received but not yet in the session "
+                                "database (queued while it is away)", value=self.store.pending_windows)
+        yield CounterMetricFamily("dualgait_store_dropped_windows", "Windows never stored: the queue was full while "
+                                  "the session database was away", value=self.store.dropped_windows)
+
+
+class AggregatorMetrics:
+    """Update methods per message; :meth:`serve` exposes ``/metrics``. ``store``: its queue is exported too."""
+
+    def __init__(self, store: StoreStatus | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.windows = Counter("dualgait_windows", "Window scores received, by validity (valid or reason code)",
@@ -83,10 +109,20 @@ class AggregatorMetrics:
         self.previews = Counter("dualgait_previews", "Camera previews received", ["view", "walkway"], registry=r)
         self.streams_ended = Counter("dualgait_streams_ended", "End-of-stream messages from inference", ["walkway"],
                                      registry=r)
+        self.scores_messages = Counter("dualgait_scores_endpoint_messages", "Messages received from each scores "
+                                       "endpoint (inference host)", ["endpoint"], registry=r)
+        self.walkway_source = Gauge("dualgait_walkway_source", "1 for the scores endpoint that serves the walkway",
+                                    ["walkway", "endpoint"], registry=r)
+        self.walkway_refused = Counter("dualgait_walkway_refused_messages", "Messages about a walkway refused "
+                                       "because another scores endpoint serves it (walkway ids clash across "
+                                       "inference hosts)", ["walkway", "endpoint"], registry=r)
+        self._sources: dict[str, str] = {}  # walkway -> the endpoint whose walkway_source is 1
         self.camera_counters: dict[tuple[str, str], dict[str, int]] = {}  # (walkway, view) -> counters
         self.seq_gaps: dict[tuple[str, str], float] = {}                  # (walkway, view) -> gaps
         self.malformed = 0
         r.register(_CameraCollector(self))
+        if store is not None:
+            r.register(_StoreCollector(store))
         self._server = None
 
     # ------------------------------------------------------------------ updates
@@ -95,8 +131,8 @@ class AggregatorMetrics:
         walkway = score.walkway
         self.windows.labels(validity="valid" if score.valid else (score.reason_code or "unknown"),
                             walkway=walkway).inc()
-        for view in VIEWS:
-            self.window_frames.labels(view=view, walkway=walkway).inc(len(score.frames.get(view, [])))
+        for view, seqs in score.frames.items():  # a single-view walkway's windows have its one view
+            self.window_frames.labels(view=view, walkway=walkway).inc(len(seqs))
         for stage, ms in score.timings_ms.items():
             self.stage_seconds.labels(stage=stage, walkway=walkway).observe(max(0.0, ms) / 1e3)
         self.latency_seconds.labels(walkway=walkway).observe(max(0.0, score.latency_ms) / 1e3)
@@ -118,6 +154,22 @@ class AggregatorMetrics:
                         if f"capture_{name}_{view}" in eos.stats}
             if counters:
                 self.camera_counters[key] = {**self.camera_counters.get(key, {}), **counters}
+
+    def scores_endpoint(self, endpoint: str) -> None:
+        """An endpoint the aggregator subscribes to: its message count is exported (as 0) before any message."""
+        self.scores_messages.labels(endpoint=endpoint)
+
+    def source_message(self, walkway: str, endpoint: str, admission: str) -> None:
+        """A message about ``walkway`` from ``endpoint``: ``served``, ``claimed`` or ``refused`` (sources.Admission)."""
+        self.scores_messages.labels(endpoint=endpoint).inc()
+        if admission == "refused":
+            self.walkway_refused.labels(walkway=walkway, endpoint=endpoint).inc()
+        elif admission == "claimed":
+            previous = self._sources.get(walkway)
+            if previous is not None:
+                self.walkway_source.labels(walkway=walkway, endpoint=previous).set(0)
+            self.walkway_source.labels(walkway=walkway, endpoint=endpoint).set(1)
+            self._sources[walkway] = endpoint
 
     def session_started(self, walkway: str) -> None:
         self.sessions_started.labels(walkway=walkway).inc()

@@ -1,7 +1,8 @@
 """The aggregator process: window scores, camera events and previews in; console lines, windows.jsonl,
 summary.json, the session database, session updates (ZeroMQ PUB), the live view and /metrics out.
 
-The only module of the aggregator that touches sockets; everything else is in :class:`AggregatorHub`.
+The only module of the aggregator that touches sockets (one SUB per scores endpoint: :class:`ScoreSources`);
+everything else is in :class:`AggregatorHub`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -19,10 +21,10 @@ import zmq
 from aggregator.hub import AggregatorHub, Output
 from aggregator.live import LiveState
 from aggregator.metrics import AggregatorMetrics
-from aggregator.store import SessionStore
+from aggregator.store import open_store
 from aggregator.web import LiveServer
-from core.messages import CameraState, EndOfStream, Heartbeat, Preview, WindowScore, encode_session
-from core.security import Curve
+from core.messages import CameraState, EndOfStream, Heartbeat, Message, Preview, WindowScore, encode_session
+from core.security import Curve, scores_names
 from core.transport import Receiver, StopFlag, mark_ready, pub_socket, sub_socket
 
 if TYPE_CHECKING:
@@ -31,6 +33,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_MS = 200
+
+
+class ScoreSources:
+    """One SUB socket per scores endpoint, polled together; each message comes with its endpoint."""
+
+    def __init__(self, ctx: zmq.Context, endpoints: list[str], *, hwm: int, curve: Curve | None = None) -> None:
+        self.receivers: dict[str, Receiver] = {}
+        self.poller = zmq.Poller()
+        for endpoint in endpoints:  # OSError (one line) when an endpoint is malformed; ctx.destroy closes the rest
+            receiver = Receiver(sub_socket(ctx, [endpoint], hwm=hwm, curve=curve))
+            self.receivers[endpoint] = receiver
+            self.poller.register(receiver.sock, zmq.POLLIN)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self.receivers)
+
+    @property
+    def malformed(self) -> int:
+        return sum(r.malformed for r in self.receivers.values())
+
+    def poll(self, timeout_ms: int) -> Iterator[tuple[str, Message, int]]:
+        """Wait up to ``timeout_ms`` for input on any endpoint, then yield (endpoint, message, receive time ns) for
+        what is queued (at most 256 messages per endpoint per call, so no host can starve another)."""
+        ready = dict(self.poller.poll(timeout_ms))
+        for endpoint, receiver in self.receivers.items():
+            if receiver.sock in ready:
+                for message, received_ns in receiver.poll(0):
+                    yield endpoint, message, received_ns
 
 
 def _echo(line: str, enabled: bool) -> None:
@@ -77,17 +108,20 @@ class _Outputs:
 
 def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     acfg = cfg.aggregator
-    curve = Curve.for_process(cfg, binds=("publish",), connects=("scores",))  # ConfigError before anything starts
+    # ConfigError before anything starts
+    curve = Curve.for_process(cfg, binds=("publish",), connects=tuple(scores_names(cfg)))
     stop = StopFlag()
-    store = SessionStore(acfg.store.db_path, synchronous=acfg.store.synchronous) if acfg.store.db_path else None
-    metrics = AggregatorMetrics()
+    store = open_store(acfg.store) if acfg.store.url else None  # StoreError (one line) before anything starts
+    metrics = AggregatorMetrics(store=store)
     live = LiveState(chart_windows=acfg.http.chart_windows, preview_max_age_s=acfg.http.preview_max_age_s)
     server: LiveServer | None = None
     ctx = zmq.Context()
     outputs: _Outputs | None = None
     try:
-        hub = AggregatorHub(acfg, store=store, metrics=metrics, live=live, now_ns=time.monotonic_ns)
-        receiver = Receiver(sub_socket(ctx, [cfg.endpoints.scores], hwm=10_000, curve=curve))
+        endpoints = cfg.endpoints.scores_list  # one per inference host (docs/aggregator.md)
+        hub = AggregatorHub(acfg, store=store, metrics=metrics, live=live, now_ns=time.monotonic_ns,
+                            endpoints=endpoints)
+        receiver = ScoreSources(ctx, endpoints, hwm=10_000, curve=curve)
         pub = pub_socket(ctx, acfg.publish_endpoint, hwm=1_000, curve=curve) if acfg.publish_endpoint else None
         if acfg.metrics.enabled:
             metrics.serve(acfg.metrics.host, acfg.metrics.port)
@@ -113,10 +147,13 @@ def run_aggregator(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int
     return 0
 
 
-def _loop(hub: AggregatorHub, receiver: Receiver, outputs: _Outputs, stop: StopFlag, *,
+def _loop(hub: AggregatorHub, receiver: ScoreSources, outputs: _Outputs, stop: StopFlag, *,
           exit_on_end_of_stream: bool) -> None:
     while not stop:
-        for message, received_ns in receiver.poll(POLL_MS):
+        for endpoint, message, received_ns in receiver.poll(POLL_MS):
+            walkway = getattr(message, "walkway", None)
+            if walkway is not None and not hub.admit(walkway, endpoint):
+                continue  # another endpoint serves this walkway: refused, counted and logged by the hub
             try:
                 if isinstance(message, WindowScore):
                     t0 = time.perf_counter()
@@ -130,7 +167,8 @@ def _loop(hub: AggregatorHub, receiver: Receiver, outputs: _Outputs, stop: StopF
                     hub.preview(message, received_ns)
                 elif isinstance(message, EndOfStream):
                     outputs.emit(hub.end_of_stream(message))
-                    if exit_on_end_of_stream and hub.all_streams_ended:  # every walkway's stream
+                    # every walkway's stream, and every inference host heard from
+                    if exit_on_end_of_stream and hub.all_streams_ended and hub.all_sources_heard:
                         stop.set()
                         break
             except sqlite3.Error as exc:  # disk full, database locked by another writer...

@@ -69,6 +69,9 @@ def _add_demo_args(demo: argparse.ArgumentParser) -> None:
                            "instead of the recording")
     demo.add_argument("--untrained", action="store_true",
                       help="random model weights instead of the synthetic demo model (scores are meaningless)")
+    demo.add_argument("--one-camera", choices=["side", "front"],
+                      help="single-view mode: only this view's camera (the other is not started) and a single-view "
+                           "model (the single_side demo model for side)")
     _add_run_args(demo)
 
 
@@ -76,6 +79,27 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     from dualgait.score import add_save_video_arg
 
     add_save_video_arg(parser)
+
+
+def _components(value: str) -> tuple[str, ...]:
+    from dualgait.supervisor import COMPONENTS
+
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown component {', '.join(unknown) or '(none)'}: give a comma-separated "
+                                         f"list of {', '.join(COMPONENTS)}")
+    return names
+
+
+def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
+    from dualgait.supervisor import COMPONENTS
+
+    _add_run_args(parser)
+    parser.add_argument("--only", type=_components, default=COMPONENTS, metavar="COMPONENTS",
+                        help=f"start only these (comma-separated, from {', '.join(COMPONENTS)}): e.g. --only "
+                             "capture,inference on each inference host and --only aggregator on the host of the "
+                             "aggregator (docs/aggregator.md, 'Many inference hosts'); default: all")
 
 
 def _add_capture_args(cap: argparse.ArgumentParser) -> None:
@@ -122,6 +146,7 @@ BENCH_COMMANDS = {c.name: c for c in (
                      "every other sample"),
         ("robustness", "the patient lock and window checks per scene: mirror, second person, crossing, leaving "
                        "and returning, cut-off body, crowd"),
+        ("store", "session store write latency per backend (SQLite, PostgreSQL): p50/p99 of one window's commit"),
     ))}
 
 # every sub-command, in the order of ``dualgait --help``
@@ -132,8 +157,8 @@ COMMANDS = {c.name: c for c in (
             "dualgait.doctor:add_doctor_args", "dualgait.doctor:run_doctor", config=False),
     Command("score", "score a recorded front/side pair offline, as fast as possible",
             "dualgait.score:add_score_args", "dualgait.score:run_score"),
-    Command("run", "start all four processes from the config and supervise them", "_add_run_args", "cmd_run",
-            config=False),
+    Command("run", "start all four processes from the config (--only: some of them) and supervise them",
+            "_add_pipeline_args", "cmd_run", config=False),
     Command("capture", "one capture process: a camera, stream, recording or synthetic walker",
             "_add_capture_args", "cmd_capture", config=False),
     Command("export", "build an engine (ONNX, OpenVINO, TensorRT) ahead of time and check it",
@@ -184,6 +209,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         capture["side"] = args.side
     if args.speed is not None:
         capture["speed"] = args.speed
+    if args.one_camera is not None:  # single-view mode: the other view has no camera
+        capture["front" if args.one_camera == "side" else "side"] = None
     cfg = with_overrides(cfg, {
         "capture": capture,
         "inference": {"exit_on_end_of_stream": True},
@@ -191,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "supervisor": {"restart": False},  # a demo fails fast: a crash ends it with the reason
     })
     # user mistakes and a busy machine first, before loading models and starting processes
-    videos = {} if args.walker else {f"{view} video": cfg.capture.source(view) for view in ("front", "side")}
+    videos = {} if args.walker else {f"{view} video": cfg.capture.source(view) for view in cfg.views}
     check_assets(videos, cfg.inference.detector.weights,
                  video_fix="give another with --{view} FILE or --set capture.{view}=FILE")
     check_ports(planned_tcp_binds(cfg, private_endpoints=True))
@@ -199,12 +226,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from capture.synthetic.demo_walker import render_demo_walker
 
         walker = render_demo_walker(out_dir / "walker", asd=args.walker == "asd")
-        cfg = with_overrides(cfg, {"capture": dict(zip(("front", "side"), (str(path) for path in walker),
-                                                       strict=True))})
+        cfg = with_overrides(cfg, {"capture": {view: str(path) for view, path in zip(("front", "side"), walker,
+                                                                                    strict=True) if view in cfg.views}})
     from capture.sources import FileSource
 
     durations = []
-    for view in ("front", "side"):
+    for view in cfg.views:
         src = FileSource(cfg.capture.source(view))
         durations.append(src.duration_s)
         src.close()
@@ -215,7 +242,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name in ("windows.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
     replay_s = max(durations) / cfg.capture.speed
-    print(f"dualgait demo: {cfg.capture.front} + {cfg.capture.side} ({replay_s:.1f} s of replay)", flush=True)
+    cameras = " + ".join(str(cfg.capture.source(view)) for view in cfg.views)
+    one = f", {cfg.views[0]} camera only (single-view mode)" if len(cfg.views) == 1 else ""
+    print(f"dualgait demo: {cameras} ({replay_s:.1f} s of replay{one})", flush=True)
     t0 = time.monotonic()
     code = run_pipeline(cfg, timeout_s=replay_s + 600, private_endpoints=True, log_level=args.log_level)
     wall_s = time.monotonic() - t0
@@ -240,14 +269,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from inference.engines.cache import check_cache_dir
 
     cfg = _load(args, save_video_overrides(args))
-    check_save_video_dir(cfg)
-    check_ports(planned_tcp_binds(cfg))
-    if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
-        check_cache_dir(cfg.inference.model.cache_dir)
-    from dualgait.score import prepare_engine
+    only = tuple(args.only)
+    check_ports(planned_tcp_binds(cfg, components=(*only, "supervisor")))
+    if "inference" in only:
+        check_save_video_dir(cfg)
+        if cfg.inference.model.engine != "torch":  # exported engines are built into the cache
+            check_cache_dir(cfg.inference.model.cache_dir)
+        from dualgait.score import prepare_engine
 
-    prepare_engine(cfg)
-    return run_pipeline(cfg, log_level=args.log_level)
+        prepare_engine(cfg)
+    return run_pipeline(cfg, log_level=args.log_level, components=only)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

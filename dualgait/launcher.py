@@ -1,5 +1,8 @@
 """Start the four processes (aggregator, inference, capture x2) and supervise them until they end or a stop.
 
+``components`` (``dualgait run --only``) starts some of them: a GPU host of a several-host set-up runs its
+captures and inference (``--only capture,inference``), the aggregator's host the aggregator (``--only aggregator``).
+
 Supervision (restart with backoff, giving up, stopping) is :class:`dualgait.supervisor.Supervisor`; this
 module owns what touches the operating system: spawning, signals, the process-event PUB socket.
 
@@ -32,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from core.configtools import to_mapping, with_overrides
-from core.messages import DEFAULT_WALKWAY, VIEWS, ProcessEvent, encode_process_event
+from core.messages import DEFAULT_WALKWAY, ProcessEvent, encode_process_event
 from core.transport import ipc_endpoints
 from dualgait.config import DualgaitConfig, dump_config
-from dualgait.supervisor import ChildSpec, GaveUp, Supervisor
+from dualgait.supervisor import COMPONENTS, ChildSpec, GaveUp, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +103,10 @@ def private_endpoint_overrides(cfg: DualgaitConfig, run_dir: Path) -> dict[str, 
     return {"endpoints": ipc_endpoints(run_dir), "walkways": walkways}
 
 
-def capture_name(walkway: str, view: str) -> str:
-    """The supervisor's name of a capture process: ``capture-front`` for walkway main, ``capture-<id>-front``."""
-    return f"capture-{view}" if walkway == DEFAULT_WALKWAY else f"capture-{walkway}-{view}"
+def capture_name(walkway: str, view: str, main: str = DEFAULT_WALKWAY) -> str:
+    """The supervisor's name of a capture process: ``capture-front`` for the walkway of capture/endpoints
+    (``main``: its id, ``walkway_id``), ``capture-<id>-front`` for the others."""
+    return f"capture-{view}" if walkway == main else f"capture-{walkway}-{view}"
 
 
 # --------------------------------------------------------------------------- restarted captures
@@ -224,13 +228,19 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
 
 
 def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_delay_s: float = 1.0,
-                 private_endpoints: bool = False, log_level: str = "INFO") -> int:
+                 private_endpoints: bool = False, log_level: str = "INFO",
+                 components: tuple[str, ...] = COMPONENTS) -> int:
     """Run the whole pipeline under the supervisor.
 
     Returns 0 when every process ended cleanly or SIGTERM/SIGHUP stopped them, 130 after SIGINT; raises
     LaunchError when a process failed to start, the supervisor gave up on one, or ``timeout_s`` passed.
     ``private_endpoints``: replace the configured endpoints by ipc sockets in a private run folder.
+    ``components``: the processes this host runs (``dualgait run --only``, from :data:`COMPONENTS`): several hosts
+    run the captures and inference each, one host the aggregator (docs/aggregator.md, "Many inference hosts").
     """
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown or not components:
+        raise LaunchError(f"unknown component {', '.join(unknown) or '(none)'}: choose from {', '.join(COMPONENTS)}")
     with tempfile.TemporaryDirectory(prefix="dualgait-run-") as tmp, _stop_on_signals() as got:
         run_dir = Path(tmp)
         if private_endpoints:
@@ -241,34 +251,39 @@ def run_pipeline(cfg: DualgaitConfig, *, timeout_s: float | None = None, start_d
         captures: dict[str, tuple[str, str, list[str]]] = {}  # name -> (walkway, view, its config's argv)
         for walkway in cfg.walkway_ids():
             path = cfg_path
-            if walkway != DEFAULT_WALKWAY:  # its captures see its cameras as capture.front/side
+            if walkway != cfg.walkway_id:  # its captures see its cameras as capture.front/side
                 path = run_dir / f"config-{walkway}.yaml"
                 dump_config(cfg.for_walkway(walkway), path)
             argv = ["--config", str(path), "--log-level", log_level]
-            captures.update({capture_name(walkway, view): (walkway, view, argv) for view in VIEWS})
+            captures.update({capture_name(walkway, view, cfg.walkway_id): (walkway, view, argv)
+                             for view in cfg.views})  # a single-view walkway: one capture
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         common = ["--config", str(cfg_path), "--log-level", log_level]
-        ready = {"aggregator": run_dir / "aggregator.ready", "inference": run_dir / "inference.ready"}
+        if "capture" not in components:
+            captures.clear()
+        servers = [name for name in ("aggregator", "inference") if name in components]
+        ready = {name: run_dir / f"{name}.ready" for name in servers}
         start_at: list[float] = []
         specs = [ChildSpec(name, lambda restarts, name=name: _dualgait(
                      "aggregate" if name == "aggregator" else "infer", *common,
                      *(["--ready-file", str(ready[name])] if restarts == 0 else [])))
-                 for name in ("aggregator", "inference")]
+                 for name in servers]
         specs += [ChildSpec(name, _capture_command(cfg.for_walkway(walkway), view, argv, start_at,
                                                    max(cfg.capture.start_delay_s, 0.5), name=name))
                   for name, (walkway, view, argv) in captures.items()]
         publisher = _EventPublisher(cfg.supervisor.event_endpoint)
         # stopped upstream first: what inference still publishes while it stops reaches the aggregator
-        order = [list(captures), ["inference"], ["aggregator"]]
+        names = {spec.name for spec in specs}
+        order = [stage for stage in (list(captures), ["inference"], ["aggregator"]) if set(stage) <= names and stage]
         sup = Supervisor(cfg.supervisor, specs, spawn=lambda argv: spawn(argv, env), publish=publisher,
                          stop_order=order)
         try:
-            sup.start(["aggregator", "inference"])
+            sup.start(servers)
             _wait_ready(sup, ready, timeout_s=300, stop=lambda: bool(got))
             # one shared start instant for every camera, far enough ahead for the subscriptions to connect
             start_at.append(time.time() + start_delay_s)
-            if not got:
+            if not got and captures:
                 sup.start(list(captures))
             return _watch(sup, got, timeout_s)
         except GaveUp as exc:

@@ -111,12 +111,11 @@ def planned_tcp_binds(cfg: DualgaitConfig, *, private_endpoints: bool = False,
     if not private_endpoints:
         endpoints = []
         if "capture" in components:
-            endpoints += [(cfg.endpoints.front, "endpoints.front", "the front camera's frames"),
-                          (cfg.endpoints.side, "endpoints.side", "the side camera's frames")]
+            endpoints += [(cfg.endpoints.view(v), f"endpoints.{v}", f"the {v} camera's frames") for v in cfg.views]
             endpoints += [(getattr(w, f"{v}_endpoint"), f"walkways[{w.id}].{v}_endpoint",
-                           f"walkway {w.id}'s {v} camera's frames") for w in cfg.walkways for v in ("front", "side")]
+                           f"walkway {w.id}'s {v} camera's frames") for w in cfg.walkways for v in cfg.views]
         if "inference" in components:
-            endpoints.append((cfg.endpoints.scores, "endpoints.scores", "the window scores"))
+            endpoints.append((cfg.endpoints.scores_bind, "endpoints.scores", "the window scores"))
         if "supervisor" in components:
             endpoints.append((cfg.supervisor.event_endpoint, "supervisor.event_endpoint", "the process events"))
         uses += [PortUse(*hp, key, what) for endpoint, key, what in endpoints if (hp := _tcp(endpoint)) is not None]
@@ -140,7 +139,13 @@ def port_is_free(host: str, port: int) -> bool:
 def check_ports(uses: list[PortUse]) -> None:
     """Every port in ``uses`` is free, else one line naming the port, what wanted it and the key to change."""
     for use in uses:
-        if not port_is_free(use.host, use.port):
+        try:
+            free = port_is_free(use.host, use.port)
+        except PreflightError as exc:  # e.g. an address of another host: a list's first scores endpoint
+            hint = "; on a host that runs only the aggregator: dualgait run --only aggregator" if (
+                use.key == "endpoints.scores") else ""
+            raise PreflightError(f"{exc} ({use.what}, {use.key}){hint}") from None
+        if not free:
             if use.key.startswith("walkways["):  # a list entry: no --set path reaches it
                 fix = f"choose another port for {use.key} in the config file"
             else:

@@ -1,4 +1,5 @@
-"""The inference process: subscribe to both views, run the pipeline, publish one score per window."""
+"""The inference process: subscribe to each walkway's cameras (both views, or one), run the pipeline, publish one
+score per window."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import zmq
 
 from core.folders import check_writable_dir
 from core.messages import (
-    DEFAULT_WALKWAY,
-    VIEWS,
     CameraState,
     EndOfStream,
     Frame,
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 def _inference_config(cfg: DualgaitConfig) -> InferenceConfig:
     icfg = cfg.inference
+    icfg = replace(icfg, model=icfg.model.for_views(cfg.views))  # untrained: the variant that takes these cameras
     if cfg.capture.lossless:
         # lossless replay is paced by inference: frames wait in the queue by design, so age says nothing,
         # and nothing is shed
@@ -75,8 +75,8 @@ def load_models(cfg: DualgaitConfig, *, batch: int = 1):
 
 
 def build_pipeline(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
-    """Load the detector and the model, warm them up, and return the pipeline of walkway ``main``."""
-    return build_batcher(cfg.for_walkway(DEFAULT_WALKWAY), clock_ns=clock_ns).pipelines[DEFAULT_WALKWAY]
+    """Load the detector and the model, warm them up, and return the pipeline of walkway ``walkway_id``."""
+    return build_batcher(cfg.for_walkway(cfg.walkway_id), clock_ns=clock_ns).pipelines[cfg.walkway_id]
 
 
 def build_batcher(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.monotonic_ns):
@@ -91,7 +91,7 @@ def build_batcher(cfg: DualgaitConfig, *, clock_ns: Callable[[], int] = time.mon
     for walkway in ids:
         icfg = _inference_config(cfg.for_walkway(walkway))
         pipelines[walkway] = InferencePipeline(icfg, detector=YoloDetector(icfg.detector, model=network),
-                                               engine=runner, clock_ns=clock_ns, walkway=walkway)
+                                               engine=runner, clock_ns=clock_ns, walkway=walkway, views=cfg.views)
     if len(ids) > 1:
         log.info("serving %d walkways: %s", len(ids), ", ".join(ids))
     if len(ids) > runner.max_batch:
@@ -119,14 +119,14 @@ class LosslessReceiver:
         return sum(r.waited_ns for r in self.receivers.values())
 
     def reset(self) -> None:
-        self.last_ns: dict[str, int | None] = dict.fromkeys(VIEWS)
+        self.last_ns: dict[str, int | None] = dict.fromkeys(self.receivers)
 
     @property
     def malformed(self) -> int:
         return sum(r.malformed for r in self.receivers.values())
 
     def poll(self, timeout_ms: int, *, max_messages: int = 64) -> Iterator[tuple[Message, int]]:
-        live = [v for v in VIEWS if not self.monitor.views[v].ended] or list(VIEWS)
+        live = [v for v in self.receivers if not self.monitor.views[v].ended] or list(self.receivers)
         behind = min(live, key=lambda v: -1 if self.last_ns[v] is None else self.last_ns[v])
         for view in live:
             if view != behind and self.receivers[view].poller.poll(0):
@@ -144,11 +144,12 @@ class LosslessReceiver:
 
 
 def receive_sockets(ctx: zmq.Context, cfg: DualgaitConfig, *, curve: Curve | None = None) -> dict[str, zmq.Socket]:
-    """Live: one SUB for both views. Lossless (``capture.lossless``): one PULL per view (the captures PUSH)."""
+    """Live: one SUB for the walkway's cameras. Lossless (``capture.lossless``): one PULL per view (the captures
+    PUSH)."""
     hwm = cfg.inference.receive_hwm_frames
     if not cfg.capture.lossless:
-        return {"both": sub_socket(ctx, [cfg.endpoints.front, cfg.endpoints.side], hwm=hwm, curve=curve)}
-    return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm, curve=curve) for view in VIEWS}
+        return {"both": sub_socket(ctx, [cfg.endpoints.view(v) for v in cfg.views], hwm=hwm, curve=curve)}
+    return {view: pull_socket(ctx, cfg.endpoints.view(view), hwm=hwm, curve=curve) for view in cfg.views}
 
 
 @dataclass(slots=True)
@@ -161,6 +162,7 @@ class WalkwayInput:
     previews: PreviewThrottle | None = None
     crops: CropsPreview | None = None  # the last window's model input (a pipeline observer), for the live view
     finished: bool = False  # its stream ended and the process exits at the end of every walkway's
+    foreign_view_messages: int = 0  # messages of a view this walkway has no camera for (ignored)
 
     def sockets(self) -> list[zmq.Socket]:
         if isinstance(self.receiver, LosslessReceiver):
@@ -234,6 +236,13 @@ def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: Sto
             if stop:
                 break  # a lagging inference answers SIGTERM within one frame, not one batch of up to 256
             monitor = io.monitor
+            view = getattr(message, "view", None)
+            if view is not None and view not in monitor.views:  # a camera this walkway does not have
+                io.foreign_view_messages += 1
+                if io.foreign_view_messages == 1:
+                    log.warning("walkway %s: %s message from a %s camera, which this walkway does not have "
+                                "(capture.%s is null): ignored", io.walkway, type(message).__name__, view, view)
+                continue
             if isinstance(message, Frame):
                 monitor.heard(message.view)
                 publish(batcher.push(io.walkway, message, received_ns=received_ns))
@@ -252,7 +261,7 @@ def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: Sto
                 if monitor.camera_state(message):
                     message.walkway = io.walkway
                     scores_out.send_multipart(encode_camera_state(message))  # the aggregator shows them
-            elif isinstance(message, EndOfStream) and message.source in VIEWS:
+            elif isinstance(message, EndOfStream) and message.source in monitor.views:
                 log.info("end of stream from %s of walkway %s: %s", message.source, io.walkway, message.reason)
                 monitor.end_of_stream(message.source, message.reason)
         publish(batcher.flush())
@@ -264,9 +273,10 @@ def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: Sto
                 scores_out.send_multipart(encode_camera_state(event))
             if io.monitor.all_ended:
                 pipeline = pipelines[io.walkway]
-                eos = pipeline.end("end of stream from both views")
+                eos = pipeline.end(f"end of stream from {'both views' if len(io.monitor.views) > 1 else 'the camera'}")
                 eos.stats["malformed_messages"] = io.receiver.malformed
                 eos.stats.update(io.monitor.stats())
+                eos.stats["foreign_view_messages"] = io.foreign_view_messages
                 eos.stats.update(batcher.stats.counters())
                 scores_out.send_multipart(encode_eos(eos))
                 log.info("stream %s of walkway %s ended: %s", pipeline.session, io.walkway, eos.stats)
@@ -293,7 +303,7 @@ def serve(batcher, inputs: list[WalkwayInput], scores_out: zmq.Socket, stop: Sto
 
 def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
     stop = StopFlag()
-    cameras = VIEWS + tuple(f"{w.id}.{view}" for w in cfg.walkways for view in VIEWS)
+    cameras = cfg.views + tuple(f"{w.id}.{view}" for w in cfg.walkways for view in cfg.views)
     curve = Curve.for_process(cfg, binds=("scores",), connects=cameras)  # ConfigError before the model loads
     if cfg.inference.save_video_dir is not None:  # an unwritable folder: one line before the model loads
         check_writable_dir(cfg.inference.save_video_dir, what="video folder",
@@ -309,7 +319,7 @@ def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
         inputs = []
         for walkway in cfg.walkway_ids():
             wcfg = cfg.for_walkway(walkway)
-            monitor = CameraMonitor(silence_s=cfg.inference.view_silence_s)
+            monitor = CameraMonitor(silence_s=cfg.inference.view_silence_s, views=cfg.views)
             sockets = receive_sockets(ctx, wcfg, curve=curve)
             if cfg.capture.lossless:
                 receiver: Receiver | LosslessReceiver = LosslessReceiver(sockets, monitor)
@@ -321,7 +331,7 @@ def run_inference(cfg: DualgaitConfig, *, ready_file: str | None = None) -> int:
                 batcher.pipelines[walkway].observers.append(crops)
             inputs.append(WalkwayInput(walkway, receiver, monitor, PreviewThrottle.from_config(cfg.inference.preview),
                                        crops))
-        scores_out = pub_socket(ctx, cfg.endpoints.scores, hwm=1000, curve=curve)
+        scores_out = pub_socket(ctx, cfg.endpoints.scores_bind, hwm=1000, curve=curve)
         mark_ready(ready_file)
         serve(batcher, inputs, scores_out, stop, exit_on_end_of_stream=cfg.inference.exit_on_end_of_stream)
     finally:

@@ -37,7 +37,7 @@ def _write_config(tmp_path: Path, assets: Path, out_dir: Path) -> Path:
                       "model": {"engine": "torch"}, "exit_on_end_of_stream": True},
         # its own session database and free ports: nothing shared with the user's aggregator or another run
         "aggregator": {"output_dir": str(out_dir), "exit_on_end_of_stream": True, "publish_endpoint": None,
-                       "store": {"db_path": str(tmp_path / "sessions.db")}, "http": {"port": 0},
+                       "store": {"url": f"sqlite:///{tmp_path / 'sessions.db'}"}, "http": {"port": 0},
                        "metrics": {"port": 0}},
     }
     path = tmp_path / "config.yaml"
@@ -150,6 +150,27 @@ def test_demo_command_on_short_clips(tmp_path: Path, assets: Path) -> None:
     assert summary["untrained"] is False and summary["synthetic"] is True
     assert "[model trained on simulated walkers]" in result.stdout
     assert "demo finished" in result.stdout
+
+
+def test_demo_with_one_side_camera(tmp_path: Path, assets: Path) -> None:
+    """Single-view mode live: ``dualgait demo --one-camera side`` starts one capture process (no front one), the
+    shipped single-side demo model scores, and the windows carry the side view alone."""
+    side = tmp_path / "side.avi"
+    _clip(assets / "videos/walk_side.mp4", side, 105)  # 4.2 s -> 4 windows
+    out_dir = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "DUALGAIT_CACHE_DIR"}
+    env.update(DUALGAIT_ASSETS=str(assets), HOME=str(tmp_path / "home"))  # no cache: the shipped model, built nothing
+    result = subprocess.run(_dualgait("demo", "--one-camera", "side", "--side", str(side), "--output", str(out_dir),
+                                      "--log-level", "INFO"), capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "side camera only (single-view mode)" in result.stdout and "building the demo model" not in result.stdout
+    assert "capture-side" in result.stderr and "capture-front" not in result.stderr  # one capture process
+    windows = [json.loads(line) for line in (out_dir / "windows.jsonl").read_text().splitlines()]
+    assert len(windows) == 4 and sum(w["valid"] for w in windows) >= 2
+    assert all(list(w["frames"]) == ["side"] and w["p_front"] is None and w["p_side"] is None for w in windows)
+    assert all(w["visible"] == {"side": 8} for w in windows if w["valid"])
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["model"].startswith("single_side fusion, width 8, 64px") and summary["synthetic"] is True
 
 
 def test_one_inference_process_serves_two_walkways(tmp_path: Path, assets: Path) -> None:

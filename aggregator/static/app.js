@@ -137,6 +137,10 @@ function drawPreview(view, preview, canvas, walkway) {
 function renderCameras(state) {
   for (const [view, cam] of Object.entries(state.cameras)) {
     const box = $(`#cam-${view}`);
+    // a single-view walkway has no camera for the other view: its panels are hidden, not shown as "no data"
+    const present = !state.views || state.views.includes(view);
+    box.hidden = !present;
+    $(`#crops-${view}`).hidden = !present;
     box.dataset.state = cam.state;
     box.classList.toggle("lost", cam.lost);
     let text = cam.state === "unknown" ? "no data" : cam.state;
@@ -180,6 +184,11 @@ function renderPipeline(state) {
     ["latency (capture → score)", `last ${fmt(p.latency_ms.last)} ms, p50 ${fmt(p.latency_ms.p50)} ms, p95 ${fmt(p.latency_ms.p95)} ms`],
     ["stages, last window (ms)", Object.entries(p.timings_ms).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ") || "–"],
     ["overload", Object.entries(p.overload || {}).map(([w, o]) => `${w}: level ${o.level} (${o.step})`).join("; ") || "–"],
+    ["inference hosts", ((p.sources || {}).endpoints || []).map((e) =>
+      `${e.endpoint}: ${e.walkways.join(", ") || "no walkway"}` +
+      (e.silent_s === null ? " (nothing received yet)" : ` (${e.messages} messages, last ${e.silent_s} s ago)`)).join("; ") || "–"],
+    ["refused: walkway served by another host", ((p.sources || {}).refused || []).map((r) =>
+      `${r.walkway} from ${r.endpoint} (served by ${r.owner}): ${r.messages}`).join("; ") || "none"],
     ["malformed messages", String(p.malformed)],
     ["streams ended", String(p.streams_ended)],
     ["model", state.model || "–"],
