@@ -18,7 +18,7 @@ a crowd must give invalid windows with a reason, not a score of whoever is talle
 Single-view scenes (one side camera, ``views = ("side",)``, the pipeline of ``dualgait score --side``): the shared
 side view alone, the real side-view recordings of ``assets/videos/real`` (an outdoor walker, a runner on a treadmill
 in a portrait phone video), a back view and the shared front view given as the side camera (both must be refused:
-``no_side_stride``), and the simulator's mirror scene seen by its side camera alone.
+``no_side_stride``), the simulator's mirror scene seen by its side camera alone and the PETS crowd as one camera.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ def scenes(cfg: DualgaitConfig, *, crowd_seconds: float = 20.0) -> list[Scene]:
         Scene("front view as side", "single-view mode: the shared front view given as the side camera (must be "
                                     "refused)", 1, recording=(None, cfg.capture.front), views=side),
     ]
+    if Path(pets).is_file():
+        out.append(Scene("crowd (PETS 2009, side alone)", f"single-view mode: the crowd clip as the side camera (first "
+                                                          f"{crowd_seconds:g} s)", None, recording=(None, pets),
+                         max_s=crowd_seconds, views=side))
     real = assets_videos / "real"
     for name, what in (("side_outdoor_sarwesh", "a real side view: a man walking outdoors, 1920x1080 at 59.7 fps"),
                        ("treadmill_side_portrait", "a real side view: a man running on a treadmill, portrait phone "
