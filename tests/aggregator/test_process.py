@@ -49,13 +49,13 @@ def test_kill_9_mid_session_loses_at_most_the_window_in_flight(tmp_path, scores_
     finally:
         agg.kill()
     assert agg.proc.returncode == -signal.SIGKILL
-    survived = _stored(db)
-    assert survived in ([0, 1, 2, 3], [0, 1, 2, 3, 4])
+    seen = _stored(db)
+    assert seen in ([0, 1, 2, 3], [0, 1, 2, 3, 4])
     restarted = AggregatorProcess(config, tmp_path)
     try:
         for i in (5, 6):
             scores_pub.send_multipart(encode_window(score(i, 0.9)))
-            _wait_stored(db, len(survived) + i - 4)
+            _wait_stored(db, len(seen) + i - 4)
         scores_pub.send_multipart(encode_eos(EndOfStream(source="inference")))
         assert restarted.wait() == 0
     finally:
@@ -65,6 +65,10 @@ def test_kill_9_mid_session_loses_at_most_the_window_in_flight(tmp_path, scores_
     assert store.max_id() == 1  # the restarted aggregator carried on with the same session
     summary = store.get_session(1)
     assert summary["status"] == "closed" and summary["end_reason"] == "end_of_stream"
+    # window 4 may surface only now: killed after its commit frame reached the WAL but before the WAL index was
+    # updated, it was committed yet invisible to the read above, and the next writer's WAL recovery finds it
+    survived = [w["window"] for w in store.windows(1)][:-2]
+    assert survived in ([0, 1, 2, 3], [0, 1, 2, 3, 4]) and survived[:len(seen)] == seen
     assert [w["window"] for w in store.windows(1)] == [*survived, 5, 6]
     assert [w["index"] for w in store.windows(1)] == list(range(len(survived) + 2))
     p = [0.6, 0.65, 0.7, 0.75] + ([0.8] if len(survived) == 5 else []) + [0.9, 0.9]
