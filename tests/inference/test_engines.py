@@ -103,7 +103,7 @@ def test_late_fusion_parity_and_dynamic_batch(windows, tmp_path: Path) -> None:
 
 
 def test_onnx_and_int8_artifacts_are_cached(single, windows) -> None:
-    loaded, base = single
+    loaded, base = single(224)
     root = Path(base.cache_dir)
     cfg = ModelConfig(variant="single_front", engine="openvino", precision="int8", cache_dir=base.cache_dir)
     build_engine(loaded, cfg, calibration=_for(("front",), windows[:4]))
