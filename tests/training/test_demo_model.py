@@ -95,6 +95,8 @@ def test_demo_uses_the_shipped_copy_and_builds_nothing(tmp_path: Path) -> None:
     assert ensure_demo_model(cfg, progress=False) == PACKAGED_DIR / "demo_model.pt"
     side = demo_recipe_for(("side",))
     assert side == SIDE_DEMO_RECIPE and demo_recipe_for(("front", "side")) == DEMO_RECIPE
+    # found first: a missing shipped copy fails here at once instead of building one for a quarter of an hour
+    assert find_demo_model(cfg, side) == (PACKAGED_DIR / "demo_model_single_side.pt", "packaged")
     assert ensure_demo_model(cfg, recipe=side, progress=False) == PACKAGED_DIR / "demo_model_single_side.pt"
     assert not (tmp_path / "cache").exists()
     assert find_demo_model(cfg, TINY) is None  # a recipe with no copy anywhere: it would be built
