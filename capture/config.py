@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from core.messages import by_view
+
 # Frames larger than this (longest side, pixels) are downscaled right after decoding, keeping their aspect: the
 # detector letterboxes to 640 and the crop canvas is 512 (the model sees 224), so a longer side buys nothing
 # downstream while it costs every stage (resize, transport, memory: 3840x2160 raw is 24.9 MB a frame, 1280x720 2.8).
@@ -100,7 +102,7 @@ class CaptureConfig:
     @property
     def views(self) -> tuple[str, ...]:
         """The views with a camera, in protocol order: ``("front", "side")``, ``("front",)`` or ``("side",)``."""
-        return tuple(v for v, source in (("front", self.front), ("side", self.side)) if source is not None)
+        return tuple(by_view(self.front, self.side))
 
     def source(self, view: str) -> str:
         source = self.front if view == "front" else self.side

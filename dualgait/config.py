@@ -11,7 +11,7 @@ import yaml
 from aggregator.config import AggregatorConfig
 from capture.config import CaptureConfig
 from core.configtools import apply_override, from_mapping, load_yaml, to_mapping
-from core.messages import DEFAULT_WALKWAY, check_walkway_id
+from core.messages import DEFAULT_WALKWAY, by_view, check_walkway_id
 from core.security import SecurityConfig
 from dualgait.supervisor import SupervisorConfig
 from inference.config import InferenceConfig
@@ -122,7 +122,7 @@ class DualgaitConfig:
                         raise ValueError(f"walkway {w.id}: {exc}") from None
         views = self.capture.views
         for w in self.walkways:
-            theirs = tuple(v for v, source in (("front", w.front), ("side", w.side)) if source is not None)
+            theirs = tuple(by_view(w.front, w.side))
             if theirs != views:
                 raise ValueError(f"walkway {w.id} has the {' + '.join(theirs) or 'no'} camera(s) but walkway "
                                  f"{self.walkway_id} has {' + '.join(views)}: every walkway of one inference process "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.configtools import with_overrides
+from core.messages import by_view
 from dualgait.config import DualgaitConfig
 
 if TYPE_CHECKING:
@@ -111,9 +112,9 @@ def check_model_views(cfg: DualgaitConfig) -> None:
     model = cfg.inference.model
     variant = model.variant or default_variant(cfg.views)
     if model.weights is not None:
-        from inference.models import load_checkpoint
+        from inference.models import checkpoint_spec
 
-        variant = load_checkpoint(model.weights).spec.variant  # ModelLoadError (one line) when unreadable
+        variant = checkpoint_spec(model.weights).variant  # ModelLoadError (one line) when unreadable
     if set(variant_views(variant)) != set(cfg.views):
         raise ModelViewsError(variant_views(variant), cfg.views)
 
@@ -126,8 +127,9 @@ def calibration_pair(cfg: DualgaitConfig, front: str | None = None,
     from dualgait.config import load_config
 
     views = cfg.views
+    shared = load_config(None).capture  # the defaults: the shared pair
     for files in ({"front": front or cfg.capture.front, "side": side or cfg.capture.side},
-                  {"front": load_config(None).capture.front, "side": load_config(None).capture.side}):  # shared pair
+                  {"front": shared.front, "side": shared.side}):
         if all(files[v] is not None and Path(files[v]).is_file() for v in views):
             return (files["front"] if "front" in views else None, files["side"] if "side" in views else None)
     return None
@@ -167,7 +169,7 @@ def run_score(args: argparse.Namespace, cfg: DualgaitConfig) -> int:
     from offline.score import ReplayClock, ScoringStopped, score_pair
 
     front, side = recordings(args)
-    files = {view: path for view, path in (("front", front), ("side", side)) if path is not None}
+    files = by_view(front, side)
     check_assets({f"{view} video": path for view, path in files.items()}, cfg.inference.detector.weights)
     # the cameras are the recordings given: one file alone is single-view mode; no load shedding offline (a file
     # waits for the pipeline, so the windows must not depend on how busy the machine is)

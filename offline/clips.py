@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.messages import VIEWS, Frame
+from core.messages import VIEWS, Frame, by_view
 
 if TYPE_CHECKING:
     from dualgait.config import DualgaitConfig  # the app's whole config: a type only
@@ -63,7 +63,7 @@ def recording_clips(cfg: DualgaitConfig, front: str | None, side: str | None, *,
     from inference.detector import YoloDetector
     from inference.pipeline import InferencePipeline
 
-    files = {view: path for view, path in zip(VIEWS, (front, side), strict=True) if path is not None}
+    files = by_view(front, side)
     threads = torch.get_num_threads()  # Ultralytics sets torch to one thread on its first predict
     collector = _ClipCollector(tuple(files))
     if detector is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from capture.config import MAX_SIDE_PX_DEFAULT
 from capture.sources import SourceError
-from core.messages import VIEWS, EndOfStream, Frame, WindowScore
+from core.messages import EndOfStream, Frame, WindowScore, by_view
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def decoded_pair(front: str | None, side: str | None, *, queue_frames: int = 16,
     """Both files' frames in capture-time order (or the one file's, the other view None), decoded by one thread
     per view (bounded queues), upright and downscaled to ``max_side_px`` like a capture process's
     (capture.max_side_px)."""
-    files = {view: path for view, path in zip(VIEWS, (front, side), strict=True) if path is not None}
+    files = by_view(front, side)
     if not files:
         raise ValueError("no recording: give a front or a side file")
     stop = threading.Event()

@@ -270,13 +270,13 @@ def check_demo_model(cfg: DualgaitConfig, weights: str | Path, *, walkers_per_cl
     from capture.synthetic.subjects import make_subject
     from inference.detector import YoloDetector
     from inference.engines.factory import create_runner
-    from inference.models import load_checkpoint
+    from inference.models import checkpoint_spec
     from inference.variants import variant_views
     from offline.clips import recording_clips
     from training.manifest import read_manifest
     from training.synthetic.dataset import generate_dataset
 
-    spec = load_checkpoint(weights).spec
+    spec = checkpoint_spec(weights)
     views = variant_views(spec.variant)
     cfg = with_overrides(cfg, {"inference": {"crop": {"input_px": spec.input_px},
                                              "model": {"weights": str(weights), "precision": "fp32"}}})

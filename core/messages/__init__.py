@@ -149,6 +149,7 @@ from core.messages.base import (
     WALKWAY_ID_PATTERN,
     Encoding,
     MessageError,
+    by_view,
     check_walkway_id,
     parse_header,
 )
@@ -209,7 +210,7 @@ __all__ = [
     "SESSION_END_REASONS", "SESSION_EVENTS", "VIEWS", "WALKWAY_ID_PATTERN",
     "CameraState", "Encoding", "EndOfStream", "Frame", "Heartbeat", "Message", "MessageError", "Preview",
     "ProcessEvent", "SessionUpdate", "WindowScore",
-    "check_walkway_id", "decode", "decode_camera_state",
+    "by_view", "check_walkway_id", "decode", "decode_camera_state",
     "decode_eos", "decode_frame", "decode_heartbeat", "decode_preview",
     "decode_process_event", "decode_session", "decode_window", "encode_camera_state", "encode_eos", "encode_frame",
     "encode_heartbeat", "encode_preview", "encode_process_event", "encode_session", "encode_window", "parse_header",

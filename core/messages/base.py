@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 PROTOCOL_VERSION = 8  # 2: window view_weights, synthetic; 3: camera_state, heartbeat; 4: window reason_code, walk;
 #                       5: walkway on window, eos, camera_state, heartbeat and preview; 6: window duration_s, stride_s;
@@ -13,6 +13,16 @@ PROTOCOL_VERSION = 8  # 2: window view_weights, synthetic; 3: camera_state, hear
 #                       8: a window of a single-view walkway carries only its view in frames and visible; reason
 #                          code no_side_stride
 VIEWS: tuple[str, str] = ("front", "side")
+
+
+_T = TypeVar("_T")
+
+
+def by_view(front: _T | None, side: _T | None) -> dict[str, _T]:
+    """``{view: value}`` of the views that have a value, front first: a walkway's cameras (one null: single-view
+    mode) or a recording's files."""
+    return {view: value for view, value in zip(VIEWS, (front, side), strict=True) if value is not None}
+
 MAX_SIDE_PX = 8192
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADER_DEPTH = 8  # the deepest layout (window frames, session window) uses 3

@@ -3,6 +3,7 @@
 from inference.models.checkpoint import (
     Checkpoint,
     ModelSpec,
+    checkpoint_spec,
     load_checkpoint,
     load_kinetics_state,
     save_checkpoint,
@@ -32,6 +33,7 @@ __all__ = [
     "ModelSpec",
     "SlowR50",
     "Variant",
+    "checkpoint_spec",
     "count_parameters",
     "create_late_fusion",
     "create_model",

@@ -101,9 +101,26 @@ def _read(path: Path) -> Any:
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
 
 
+def checkpoint_spec(path: str | Path) -> ModelSpec:
+    """The model spec of a dualgait checkpoint (variant, width, input size, frames), checked as
+    :func:`load_checkpoint` checks it, without building the model; one-line :class:`ModelLoadError`."""
+    return _payload_spec(Path(path))[1]
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Rebuild the model from a dualgait checkpoint; one-line :class:`ModelLoadError` naming any problem."""
     path = Path(path)
+    payload, spec = _payload_spec(path)
+    state = payload.get("model")
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"checkpoint {path} carries no model weights")
+    model = spec.build()
+    _load_state_strict(model, state, f"checkpoint {path} ({spec.variant})")
+    meta = payload.get("meta")
+    return Checkpoint(spec=spec, model=model.eval(), meta=meta if isinstance(meta, dict) else {})
+
+
+def _payload_spec(path: Path) -> tuple[dict[str, Any], ModelSpec]:
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         hint = ""
@@ -121,13 +138,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         spec = ModelSpec(**raw_spec)
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(f"checkpoint {path} has a bad model spec: {exc}") from None
-    state = payload.get("model")
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"checkpoint {path} carries no model weights")
-    model = spec.build()
-    _load_state_strict(model, state, f"checkpoint {path} ({spec.variant})")
-    meta = payload.get("meta")
-    return Checkpoint(spec=spec, model=model.eval(), meta=meta if isinstance(meta, dict) else {})
+    return payload, spec
 
 
 def _load_state_strict(model: FusionModel, state: Mapping[str, Any], what: str) -> None:
